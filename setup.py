@@ -23,7 +23,7 @@ def extension():
     root = os.path.dirname(os.path.abspath(__file__))
     rel = lambda pattern: sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, pattern)))
     sources = ["csrc/ops.cpp", "csrc/module.cpp"] + rel("csrc/cpu/*.cpp")
-    cxx = ["-O3", "-fopenmp", "-std=c++17"]
+    cxx = ["-O3", "-fopenmp"]  # the C++ standard: whatever this torch asks for
     include_dirs = [os.path.join(root, "csrc", "include")]
     if want_cuda():
         sources += rel("csrc/cuda/*.cu") + rel("csrc/cuda/*_cuda.cpp")
@@ -32,7 +32,7 @@ def extension():
             sources,
             include_dirs=include_dirs,
             define_macros=[("DDIP_VIDEO_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]},
             extra_link_args=["-fopenmp"],
         )
     return cpp_extension.CppExtension(

@@ -10,7 +10,10 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for arch in ${NVCC_ARCHS:-sm_90}; do
   for src in csrc/cuda/*.cu; do
+    # the same half-precision restrictions as torch's extension build
     "$nvcc" -std=c++17 -O3 -arch="$arch" -Icsrc/include -Werror all-warnings \
+      -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ \
+      -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ \
       -c "$src" -o "$out/$(basename "$src").$arch.o"
     echo "nvcc $arch: $src ok"
   done

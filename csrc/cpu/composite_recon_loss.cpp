@@ -44,6 +44,7 @@ double forward_chunk(const scalar_t* m, const scalar_t* y1, const scalar_t* y2,
   for (int64_t c = 0; c < s.c; ++c) {
     const int64_t plane = (n * s.c + c) * s.hw;
     scalar_t acc = 0;  // per plane and chunk
+#pragma omp simd reduction(+ : acc)
     for (int64_t i = begin; i < end; ++i) {
       const scalar_t mi = PerPixel ? mn[i] : mn[0];
       const scalar_t a = y1[plane + i], b = y2[plane + i];
@@ -90,6 +91,7 @@ double backward_chunk(scalar_t scale, const scalar_t* m, const scalar_t* y1, con
   for (int64_t c = 0; c < s.c; ++c) {
     const int64_t plane = (n * s.c + c) * s.hw;
     scalar_t acc = 0;
+#pragma omp simd reduction(+ : acc)
     for (int64_t i = begin; i < end; ++i) {
       const scalar_t mi = PerPixel ? mn[i] : mn[0];
       const scalar_t a = y1[plane + i], b = y2[plane + i];

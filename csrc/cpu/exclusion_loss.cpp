@@ -63,6 +63,7 @@ void add_pair_products(const RowPair<T>& s, int64_t len, double* acc) {
       const T* sa = s.a[j].data();
       const T* sb = s.b[i].data();
       T sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int64_t x = 0; x < len; ++x) sum += sa[x] * sa[x] * sb[x] * sb[x];
       acc[i * 3 + j] += sum;
     }

@@ -19,9 +19,19 @@ struct Acc<double> {
   using type = double;
 };
 
+// Explicit conversions: torch builds CUDA code with __CUDA_NO_HALF_CONVERSIONS__
+// and __CUDA_NO_BFLOAT16_CONVERSIONS__.
 template <typename T>
 __device__ __forceinline__ typename Acc<T>::type to_acc(T v) {
   return static_cast<typename Acc<T>::type>(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__half>(__half v) {
+  return __half2float(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
 }
 template <typename T, typename A>
 __device__ __forceinline__ T from_acc(A v) {
