@@ -1,0 +1,16 @@
+"""Video input and output: decoding, a streaming writer, and all-or-nothing output folders."""
+
+from ddip_video.video.output import StagedOutputDir
+from ddip_video.video.reader import VideoInfo, iter_frames, probe, read_video, resize_frames, working_size
+from ddip_video.video.writer import StreamingWriter
+
+__all__ = [
+    "VideoInfo",
+    "probe",
+    "iter_frames",
+    "read_video",
+    "working_size",
+    "resize_frames",
+    "StreamingWriter",
+    "StagedOutputDir",
+]

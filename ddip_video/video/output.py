@@ -1,0 +1,124 @@
+"""All-or-nothing outputs: a run's files appear in the output folder only when it succeeds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from ddip_video.errors import InputError
+
+
+class StagedOutputDir:
+    """Collects a whole run's outputs in a hidden staging folder inside OUTDIR, and moves
+    them into OUTDIR only when the run succeeds (``commit()``).
+
+    On failure or Ctrl-C (``__exit__`` with an exception) the staging folder is removed, so
+    no half-written outputs are left, and earlier files in OUTDIR are untouched until commit
+    replaces them. Leaving the ``with`` block without an exception commits.
+    """
+
+    def __init__(self, outdir, input_path=None):
+        self.outdir = Path(outdir)
+        self._input = Path(input_path) if input_path is not None else None
+        self._check_outdir()
+        self._created = not self.outdir.exists()
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"cannot create the output folder {self.outdir} ({error.strerror})") from None
+        self._staging = self.outdir / f".ddip-staging-{secrets.token_hex(4)}"
+        self._staging.mkdir()
+        self._committed: list[Path] | None = None
+
+    def _check_outdir(self) -> None:
+        if self.outdir.exists() and not self.outdir.is_dir():
+            raise InputError(f"the output folder is a file: {self.outdir}")
+        if self._input is not None and self._input.is_dir():
+            outdir, source = self.outdir.resolve(), self._input.resolve()
+            if outdir == source or outdir.is_relative_to(source):
+                raise InputError(
+                    f"the output folder {self.outdir} must not be inside the input folder {self._input}"
+                )
+
+    def path(self, name) -> Path:
+        """Where to write the output ``name`` (a file or folder name) during the run."""
+        name = str(name)
+        if name in ("", ".", "..") or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"not a plain output name: {name!r}")
+        if self._committed is not None:
+            raise RuntimeError("the outputs were already committed")
+        if self._input is not None and same_path(self.outdir / name, self._input):
+            raise InputError(f"{self.outdir / name}: writing it would overwrite the input")
+        return self._staging / name
+
+    def commit(self) -> list[Path]:
+        """Move every staged item into the output folder, replacing same-named ones."""
+        if self._committed is not None:
+            return self._committed
+        final = []
+        for item in sorted(self._staging.iterdir()):
+            if item.name.startswith("."):  # a writer's unfinished temporary file
+                continue
+            target = self.outdir / item.name
+            replace_path(item, target)
+            final.append(target)
+        remove_path(self._staging)
+        self._committed = final
+        return final
+
+    def discard(self) -> None:
+        """Remove everything staged; the output folder keeps its earlier contents."""
+        remove_path(self._staging)
+        if self._created and self._committed is None:
+            with contextlib.suppress(OSError):
+                self.outdir.rmdir()  # only succeeds if nothing else was put there
+
+    def __enter__(self) -> StagedOutputDir:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (through symlinks and hard links too)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def replace_path(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, replacing a file or folder already there.
+
+    A file replaces a file atomically. A folder cannot replace a folder in one step, so the
+    old one is first moved aside (the target is missing only for that instant).
+    """
+    target_is_folder = target.is_dir() and not target.is_symlink()
+    if not target_is_folder and not source.is_dir():
+        os.replace(source, target)
+        return
+    aside = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    if target.exists() or target.is_symlink():
+        os.replace(target, aside)
+    os.replace(source, target)
+    remove_path(aside)
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or folder if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
