@@ -1,0 +1,242 @@
+"""Tests for the segmentation scores and the classic-vision motion hints.
+
+The clips are synthetic, cut from one real frame (tests/data/motion/), so the camera
+motion and the foreground are known exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ddip_video.metrics import cdnet_f_measure, jaccard, mean_jaccard
+from ddip_video.motion import MotionHints, camera_motion, motion_hints
+
+IMAGE = Path(__file__).parent / "data" / "motion" / "breakdance_00000_360.png"
+CLIP_SIZE = (288, 160)  # w, h: a window of the 360 x 202 image, so a pan stays inside it
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    bgr = cv2.imread(str(IMAGE), cv2.IMREAD_COLOR)
+    assert bgr is not None, f"missing test image {IMAGE}"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def window(image: np.ndarray, x: int, y: int) -> np.ndarray:
+    w, h = CLIP_SIZE
+    return image[y : y + h, x : x + w].copy()
+
+
+def panning_clip(image: np.ndarray, offsets: list[tuple[int, int]]) -> np.ndarray:
+    """Frame t shows the image from (x_t, y_t): its pixel (x, y) is frame 0's (x + x_t - x_0, ...)."""
+    return np.stack([window(image, x, y) for x, y in offsets])
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+
+
+def map_point(homography: np.ndarray, x: float, y: float) -> np.ndarray:
+    p = homography @ np.array([x, y, 1.0])
+    return p[:2] / p[2]
+
+
+def corner_error(found: np.ndarray, true: np.ndarray, w: int, h: int) -> float:
+    corners = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w / 2, h / 2)]
+    return max(np.abs(map_point(found, x, y) - map_point(true, x, y)).max() for x, y in corners)
+
+
+def with_moving_patch(clip: np.ndarray, patch: np.ndarray, start: tuple[int, int], step: tuple[int, int]):
+    """Paste `patch` at start + t * step in frame t; returns the clip and the true masks."""
+    clip = clip.copy()
+    masks = np.zeros(clip.shape[:3], bool)
+    ph, pw = patch.shape[:2]
+    for t in range(len(clip)):
+        x, y = start[0] + t * step[0], start[1] + t * step[1]
+        clip[t, y : y + ph, x : x + pw] = patch
+        masks[t, y : y + ph, x : x + pw] = True
+    return clip, masks
+
+
+def textured_patch(image: np.ndarray, size: int = 44) -> np.ndarray:
+    # The top-left corner of the frame (sky and facade), recoloured so that it stands out
+    # from the scene as a real object would, but keeps its texture for the flow to follow.
+    patch = image[:size, :size].astype(np.int32)
+    patch[..., 0] = 255 - patch[..., 0]
+    patch[..., 2] = patch[..., 2] // 2
+    return np.clip(patch, 0, 255).astype(np.uint8)
+
+
+# --- metrics -------------------------------------------------------------------------
+
+
+def test_jaccard_exact_values():
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    a[:2, :2] = True  # 4 pixels
+    b[:2, :3] = True  # 6 pixels, 4 shared
+    assert jaccard(a, b) == pytest.approx(4 / 6)
+    assert jaccard(a, a) == 1.0
+    assert jaccard(a, ~a) == 0.0
+    assert jaccard(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 1.0  # both empty
+    assert jaccard(np.zeros((3, 3), bool), np.eye(3, dtype=bool)) == 0.0
+
+
+def test_jaccard_accepts_0_255_masks():
+    a = np.zeros((4, 4), np.uint8)
+    b = np.zeros((4, 4), np.uint8)
+    a[:2, :2] = 255
+    b[:2, :3] = 255
+    assert jaccard(a, b) == pytest.approx(4 / 6)
+    assert jaccard(a, a > 0) == 1.0
+
+
+def test_jaccard_rejects_shape_mismatch():
+    with pytest.raises(ValueError):
+        jaccard(np.zeros((3, 3), bool), np.zeros((3, 4), bool))
+
+
+def test_mean_jaccard_averages_frames():
+    full = np.ones((2, 2), bool)
+    half = np.array([[True, False], [False, False]])
+    mean, per_frame = mean_jaccard([full, half, full], [full, full, ~full])
+    assert per_frame == pytest.approx([1.0, 0.25, 0.0])
+    assert mean == pytest.approx(1.25 / 3)
+
+
+def test_cdnet_f_measure_ignores_labels_and_roi():
+    gt = np.array([[0, 0, 255, 255], [50, 85, 170, 255]], np.uint8)
+    pred = np.array([[1, 0, 1, 0], [1, 1, 1, 1]], bool)
+    roi = np.ones_like(gt, bool)
+    # counted pixels: row 0 all four, (1, 3); 50/85/170 ignored.
+    # TP = (0,2), (1,3) = 2; FP = (0,0) = 1; FN = (0,3) = 1
+    f, precision, recall = cdnet_f_measure([pred], [gt], roi)
+    assert precision == pytest.approx(2 / 3)
+    assert recall == pytest.approx(2 / 3)
+    assert f == pytest.approx(2 / 3)
+    roi[0, 0] = False  # drops the false positive
+    f, precision, recall = cdnet_f_measure([pred], [gt], roi)
+    assert precision == pytest.approx(1.0)
+    assert f == pytest.approx(2 * 1 * (2 / 3) / (1 + 2 / 3))
+
+
+def test_cdnet_f_measure_accumulates_over_frames():
+    gt1 = np.array([[255, 0]], np.uint8)
+    gt2 = np.array([[255, 255]], np.uint8)
+    pred1 = np.array([[True, True]])  # TP 1, FP 1
+    pred2 = np.array([[True, False]])  # TP 1, FN 1
+    f, precision, recall = cdnet_f_measure([pred1, pred2], [gt1, gt2], None)
+    assert (precision, recall) == pytest.approx((2 / 3, 2 / 3))
+    assert f == pytest.approx(2 / 3)
+
+
+def test_cdnet_f_measure_nothing_found():
+    gt = np.array([[255, 0]], np.uint8)
+    assert cdnet_f_measure([np.zeros((1, 2), bool)], [gt]) == (0.0, 0.0, 0.0)
+
+
+# --- camera motion -------------------------------------------------------------------
+
+
+def test_camera_motion_recovers_pan(image):
+    offsets = [(0, 0), (3, 1), (7, 2), (10, 4), (14, 5), (17, 7), (21, 8), (24, 10)]
+    found = camera_motion(panning_clip(image, offsets))
+    w, h = CLIP_SIZE
+    assert found.shape == (len(offsets), 3, 3) and found.dtype == np.float64
+    assert np.allclose(found[0], np.eye(3))
+    for t, (x, y) in enumerate(offsets):
+        assert corner_error(found[t], translation(x, y), w, h) < 0.1, t  # measured: <= 0.01 px
+
+
+def test_camera_motion_recovers_homography(image):
+    w, h = CLIP_SIZE
+    base = window(image, 36, 20)
+    frames, truths = [base], [np.eye(3)]
+    for t in range(1, 6):
+        # frame t = frame 0 zoomed, turned and shifted about the centre: frame t's pixel
+        # p shows frame 0's pixel truth @ p.
+        angle, scale = np.deg2rad(0.6 * t), 1 + 0.01 * t
+        to_t = cv2.getRotationMatrix2D((w / 2, h / 2), np.rad2deg(angle), scale)
+        to_t = np.vstack([to_t, [0, 0, 1]]) @ translation(1.5 * t, -0.8 * t)
+        to_t[2, :2] = [2e-5 * t, -1e-5 * t]  # a little perspective
+        # Warping the whole image (frame 0 is its window at (36, 20)) keeps real content
+        # at the borders.
+        frames.append(cv2.warpPerspective(image, to_t @ translation(-36, -20), (w, h), flags=cv2.INTER_LINEAR))
+        truths.append(np.linalg.inv(to_t))
+    found = camera_motion(np.stack(frames))
+    for t in range(len(frames)):
+        assert corner_error(found[t], truths[t], w, h) < 0.3, t  # measured: <= 0.07 px
+
+
+# --- motion hints --------------------------------------------------------------------
+
+
+def check_hints(hints: MotionHints, count: int, h: int, w: int) -> None:
+    assert hints.fg_prob.shape == (count, h, w) and hints.fg_prob.dtype == np.float32
+    assert hints.fg_mask.shape == (count, h, w) and hints.fg_mask.dtype == bool
+    assert hints.homographies.shape == (count, 3, 3) and hints.homographies.dtype == np.float64
+    assert np.all(hints.fg_prob >= 0) and np.all(hints.fg_prob <= 1)
+    assert np.allclose(hints.homographies[0], np.eye(3))
+    assert isinstance(hints.camera_static, bool)
+
+
+@pytest.mark.parametrize("step", [(7, 2), (1, 0)], ids=["fast", "slow"])
+def test_motion_hints_find_patch_with_panning_camera(image, step):
+    count = 12
+    offsets = [(2 * t, t // 2) for t in range(count)]
+    clip, truth = with_moving_patch(panning_clip(image, offsets), textured_patch(image), (40, 60), step)
+    hints = motion_hints(clip)
+    check_hints(hints, count, *clip.shape[1:3])
+    assert not hints.camera_static
+    assert not np.allclose(hints.homographies[-1], np.eye(3))
+    mean, _ = mean_jaccard(list(hints.fg_mask), list(truth))
+    assert mean > 0.95  # measured: 0.995 (fast), 0.996 (slow)
+    # the soft map agrees: high on the patch, low on the background
+    assert hints.fg_prob[truth].mean() > 0.9  # measured: 0.97
+    assert hints.fg_prob[~truth].mean() < 0.05  # measured: 0.002
+
+
+def test_motion_hints_find_patch_with_still_camera(image):
+    count = 12
+    clip, truth = with_moving_patch(panning_clip(image, [(30, 20)] * count), textured_patch(image), (30, 50), (8, 3))
+    hints = motion_hints(clip)
+    check_hints(hints, count, *clip.shape[1:3])
+    assert hints.camera_static
+    assert np.allclose(hints.homographies, np.eye(3))
+    mean, _ = mean_jaccard(list(hints.fg_mask), list(truth))
+    assert mean > 0.95  # measured: 0.9998
+
+
+def test_motion_hints_nothing_moves(image):
+    clip = panning_clip(image, [(10, 10)] * 6)
+    hints = motion_hints(clip)
+    check_hints(hints, 6, *clip.shape[1:3])
+    assert hints.camera_static
+    assert hints.fg_mask.mean() < 0.01
+
+
+def test_motion_hints_short_clip(image):
+    # Too short for the change cue's usual frame offsets: the nearest frames stand in.
+    background = panning_clip(image, [(0, 0), (3, 1), (6, 2)])
+    clip, truth = with_moving_patch(background, textured_patch(image), (60, 50), (6, 2))
+    hints = motion_hints(clip)
+    check_hints(hints, 3, *clip.shape[1:3])
+    assert mean_jaccard(list(hints.fg_mask), list(truth))[0] > 0.9  # measured: 0.96
+
+
+def test_motion_hints_single_frame(image):
+    clip = window(image, 0, 0)[None]
+    hints = motion_hints(clip)
+    check_hints(hints, 1, *clip.shape[1:3])
+    assert not hints.fg_mask.any()
+
+
+def test_motion_hints_rejects_bad_input():
+    with pytest.raises(ValueError):
+        motion_hints(np.zeros((3, 20, 20), np.uint8))
+    with pytest.raises(ValueError):
+        motion_hints(np.zeros((3, 20, 20, 3), np.float32))
