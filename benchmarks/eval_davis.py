@@ -1,0 +1,94 @@
+"""DAVIS region similarity J of `ddip-video fgbg`, of its motion hints alone,
+and of OpenCV's MOG2 and KNN, per sequence.
+
+    python benchmarks/eval_davis.py DATA_DIR [--max-side N] [--device D] [--iters N] [--seq NAME ...] [--json F]
+
+DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg, <seq>/masks/*.png),
+like ../shared/data/davis2016. fgbg runs through the CLI's own code path
+(run_fgbg, writing every output); its binary masks are read back from
+masks/*.png. The hints are the ones that run computed; MOG2 and KNN run on
+frames of the hints' working size. Times are wall-clock seconds per sequence.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrink  # noqa: E402
+
+from ddip_video.metrics import mean_jaccard  # noqa: E402
+from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, run_fgbg  # noqa: E402
+
+
+def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
+    """fgbg as the CLI runs it; returns (masks read back, hint masks, result, seconds)."""
+    with tempfile.TemporaryDirectory() as outdir:
+        start = time.perf_counter()
+        result = run_fgbg(frames_dir, outdir, opts)
+        seconds = time.perf_counter() - start
+        masks = [_read_gray(p) > 127 for p in sorted((Path(outdir) / "masks").glob("*.png"))]
+    return masks, result.separation.hints.fg_mask, result, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--max-side", type=int, default=FgbgOptions.max_side)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--iters", type=int, default=FgbgOptions.iters)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seq", nargs="+", help="only these sequences")
+    parser.add_argument("--no-baselines", action="store_true", help="skip MOG2 and KNN")
+    parser.add_argument("--json", type=Path, help="write the per-sequence figures here")
+    args = parser.parse_args()
+    sequences = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
+    if args.seq:
+        sequences = [p for p in sequences if p.name in args.seq]
+    if not sequences:
+        raise SystemExit(f"no sequences (folders with frames/ and masks/) in {args.data_dir}")
+    opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
+                       mask_png=True, progress=False)
+    baselines = {} if args.no_baselines else {k: v for k, v in METHODS.items() if k != "hints"}
+    rows = []
+    for seq in sequences:
+        truth = [_read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
+        h, w = truth[0].shape
+        masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
+        sep = result.separation
+        row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
+                   hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0], hints_s=sep.timings["hints"],
+                   optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
+                   device=sep.device)
+        if baselines:
+            frames = shrink([_read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))], HINT_SIDE)
+            for name, method in baselines.items():
+                found, secs = run_timed(method, frames)
+                row[f"{name}_J"], row[f"{name}_s"] = mean_jaccard(enlarge(found, h, w), truth)[0], secs
+        rows.append(row)
+        print(f"{seq.name}: fgbg J={row['fgbg_J']:.3f} ({seconds:.1f} s, {sep.iterations} its, best "
+              f"{row['best']})  hints J={row['hints_J']:.3f}" +
+              "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
+    methods = ["fgbg", "hints"] + list(baselines)
+    print(f"\nDAVIS J, fgbg at --max-side {args.max_side} --iters {args.iters} on {rows[0]['device']}; "
+          f"hints{' and baselines' if baselines else ''} at longer side {HINT_SIDE}")
+    print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>10}" for m in methods) + f"{'fgbg s':>9}")
+    for row in rows:
+        print(f"{row['sequence']:<12}{row['frames']:>7}" + "".join(f"{row[m + '_J']:>10.3f}" for m in methods)
+              + f"{row['fgbg_s']:>9.1f}")
+    print(f"{'mean':<12}{'':>7}" + "".join(f"{np.mean([r[m + '_J'] for r in rows]):>10.3f}" for m in methods)
+          + f"{np.mean([r['fgbg_s'] for r in rows]):>9.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, rows=rows), indent=2))
+
+
+if __name__ == "__main__":
+    main()

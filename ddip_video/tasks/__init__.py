@@ -1,0 +1,1 @@
+"""One module per Double-DIP task: its model, losses, schedule and outputs."""

@@ -1,0 +1,107 @@
+"""What every task shares: device and seed handling, the progress bar,
+reading the input at a working size, and the contact-sheet preview."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..video import VideoInfo, read_video, working_size
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here (try --device cpu)")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class WorkingClip:
+    frames: torch.Tensor  # T x 3 x h x w float in [0, 1], at the working size
+    info: VideoInfo
+
+
+def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
+                      min_side: int = 16) -> WorkingClip:
+    """Reads the clip with its longer side at most read_side (default: max_side;
+    None reads the full size), after checking that the working size that
+    max_side gives keeps at least min_side pixels a side."""
+    if max_side is not None and max_side < min_side:
+        raise InputError(f"--max-side must be at least {min_side}, got {max_side}")
+    frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps)
+    width, height = working_size(info.width, info.height, max_side)
+    if min(width, height) < min_side:
+        raise InputError(f"{info.path.name}: the working size {width}x{height} is too small "
+                         f"(at least {min_side} pixels a side; raise --max-side)")
+    return WorkingClip(frames, info)
+
+
+class Progress:
+    """A tqdm bar over the optimisation's iterations, with the loss and an ETA."""
+
+    def __init__(self, total: int, description: str, enabled: bool = True):
+        self.bar = tqdm(total=total, desc=description, unit="it", disable=not enabled, leave=False,
+                        dynamic_ncols=True)
+        self.start = time.perf_counter()
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.bar.update(1)
+        if self.bar.n % 10 == 0 and not self.bar.disable:  # .item() waits for the device
+            self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+
+    def close(self) -> float:
+        self.bar.close()
+        return time.perf_counter() - self.start
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """C x H x W float in [0, 1] -> H x W x C uint8 (C = 1 becomes 3 gray channels)."""
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],
+                        tile_width: int = 320) -> None:
+    """rows: per sampled frame, one C x H x W image per column."""
+    tiles = []
+    for row in rows:
+        images = [to_uint8(img) for img in row]
+        height = max(1, round(images[0].shape[0] * tile_width / images[0].shape[1]))
+        tiles.append(np.concatenate([cv2.resize(im, (tile_width, height), interpolation=cv2.INTER_AREA)
+                                     for im in images], axis=1))
+    header = np.full((28, tiles[0].shape[1], 3), 255, np.uint8)
+    for i, label in enumerate(labels):
+        cv2.putText(header, label, (i * tile_width + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    sheet = np.concatenate([header] + tiles, axis=0)
+    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def sample_frames(num_frames: int, count: int = 4) -> list[int]:
+    return sorted({round(i * (num_frames - 1) / max(1, count - 1)) for i in range(count)})

@@ -1,0 +1,269 @@
+"""`ddip-video fgbg`: separate a clip's moving foreground from its background.
+
+Double-DIP with the video's own motion as the only guide. The background is
+one static scene drawn by a skip net and seen through the camera's motion
+(found by classic vision, ddip_video.motion); the foreground is a skip net
+shared by all frames with time-correlated codes; a space-time mask net
+chooses, per pixel, which layer explains the frame. Motion hints say which
+layer is the foreground early on; then reconstruction, the exclusion loss
+and the mask terms decide. The mask costs a little per pixel it claims, so
+it covers what the static scene cannot explain: what moves in it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import BestState, FrameCodes, PanoramaBackground, frame_windows, panorama_geometry
+from ..motion import MotionHints, motion_hints
+from ..nets import SkipNet
+from ..ops import composite_recon_loss, exclusion_loss
+from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
+from .common import (Progress, choose_device, device_label, load_working_clip, sample_frames,
+                     seed_everything, write_contact_sheet)
+
+
+HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
+
+
+def scale_hints(hints: MotionHints, size: tuple[int, int]) -> MotionHints:
+    """The hints of frames resized to size = (w, h): the maps resized, the
+    homographies conjugated by the change of pixel coordinates."""
+    t, h0, w0 = hints.fg_prob.shape
+    w, h = size
+    if (w, h) == (w0, h0):
+        return hints
+    prob = cv2_resize_stack(hints.fg_prob, size)
+    sx, sy = w / w0, h / h0
+    # pixel centres: x' + 0.5 = s (x + 0.5)
+    scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+    homographies = scale @ hints.homographies @ np.linalg.inv(scale)
+    return MotionHints(prob, prob > 0.5, homographies, hints.camera_static)
+
+
+def cv2_resize_stack(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([cv2.resize(m, size, interpolation=cv2.INTER_AREA) for m in maps]).astype(np.float32)
+
+
+@dataclass
+class FgbgOptions:
+    device: str = "auto"
+    max_side: int | None = 427       # working resolution; outputs keep the input's size
+    iters: int = 800
+    seed: int = 0
+    fps: Fraction | None = None      # frame rate of an image folder
+    mask_png: bool = False
+    progress: bool = True
+    window: int = 8                  # frames per optimisation step
+    lr: float = 0.005
+    warmup: float = 0.25             # fraction of the steps spent on the hints alone
+    area_weight: float = 0.03        # cost of one unit of mask, in units of L1 reconstruction error
+    exclusion_weight: float = 0.05
+    binary_weight: float = 0.05
+    hint_weight: float = 1.0
+    hint_floor: float = 0.1          # the hints' weight once they have faded
+    eval_every: int = 50
+    patience: int = 4
+
+
+class FgbgModel(nn.Module):
+    def __init__(self, frames: torch.Tensor, hints: MotionHints, generator: torch.Generator):
+        super().__init__()
+        t, _, h, w = frames.shape
+        self.background = PanoramaBackground(panorama_geometry(hints.homographies, h, w),
+                                             generator=generator)
+        self.fg_codes = FrameCodes(t, 8, h, w, generator=generator)
+        self.foreground = SkipNet(8, 3)
+        self.mask_codes = FrameCodes(t, 2, h, w, generator=generator)
+        self.mask_net = SkipNet(3 + 1 + 2, 1, channels=(16, 32, 64, 64), temporal=True)
+
+    def forward(self, idx: torch.Tensor, frames: torch.Tensor, hint: torch.Tensor, perturb: bool = True):
+        """(mask, foreground, background) of frames idx; frames/hint: the clip's."""
+        background = self.background(idx, perturb)
+        foreground = self.foreground(self.fg_codes(idx, perturb))
+        mask_in = torch.cat([frames[idx], hint[idx], self.mask_codes(idx, perturb)], dim=1)
+        return self.mask_net(mask_in), foreground, background
+
+
+def hint_loss(mask: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy towards the hints, weighted by how sure each hint is."""
+    target = (prob > 0.5).to(mask.dtype)
+    weight = (2 * prob - 1).abs()
+    bce = F.binary_cross_entropy(mask.clamp(1e-4, 1 - 1e-4), target, reduction="none")
+    return (weight * bce).mean()
+
+
+def objective(opts: FgbgOptions, mask, foreground, background, frames) -> torch.Tensor:
+    """The Double-DIP objective without the hints: what 'best' is judged by."""
+    return (composite_recon_loss(mask, foreground, background, frames, 1)
+            + opts.exclusion_weight * exclusion_loss(foreground, background)
+            + opts.binary_weight * (mask * (1 - mask)).mean()
+            + opts.area_weight * mask.mean())
+
+
+@dataclass
+class Separation:
+    masks: torch.Tensor        # T x 1 x h x w in [0, 1], working size
+    background: torch.Tensor   # T x 3 x h x w
+    hints: MotionHints
+    iterations: int
+    best_iteration: int
+    seconds: float
+    device: str
+    timings: dict = field(default_factory=dict)
+
+
+def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None = None) -> Separation:
+    """Runs the optimisation on frames (T x 3 x h x w in [0, 1]); the model
+    works at opts.max_side, the hints at HINT_SIDE (or the frames' size if smaller)."""
+    start = time.perf_counter()
+    device = choose_device(opts.device)
+    generator = seed_everything(opts.seed)
+    size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
+    if hints is None:
+        hint_size = working_size(frames.shape[-1], frames.shape[-2], HINT_SIDE)
+        hints = motion_hints(to_uint8_frames(resize_frames(frames, hint_size)))
+    hints = scale_hints(hints, size)
+    frames = resize_frames(frames, size)
+    hint_seconds = time.perf_counter() - start
+    model = FgbgModel(frames, hints, generator).to(device)
+    frames = frames.to(device)
+    hint = torch.from_numpy(hints.fg_prob).unsqueeze(1).to(device)
+    window = min(opts.window, len(frames))
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    warmup = int(opts.warmup * opts.iters)
+    best = BestState(model, opts.patience)
+    progress = Progress(opts.iters, "fgbg", opts.progress)
+    iteration = 0
+    for iteration in range(opts.iters):
+        start_frame = int(torch.randint(0, len(frames) - window + 1, (1,), generator=generator))
+        idx = torch.arange(start_frame, start_frame + window, device=device)
+        loss = step_loss(model, frames, hint, idx, opts, iteration, warmup)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        progress.step(loss.detach())
+        last = iteration == opts.iters - 1
+        if iteration >= warmup and ((iteration - warmup + 1) % opts.eval_every == 0 or last):
+            if best.update(evaluate(model, frames, hint, opts, window), iteration) and not last:
+                break
+    optimize_seconds = progress.close()
+    best.restore()
+    masks, background = predict(model, frames, hint, window)
+    return Separation(masks.cpu(), background.cpu(), hints, iteration + 1, best.best_step,
+                      time.perf_counter() - start, device_label(device),
+                      dict(hints=hint_seconds, optimize=optimize_seconds))
+
+
+def step_loss(model: FgbgModel, frames, hint, idx, opts: FgbgOptions, iteration: int, warmup: int):
+    """The loss of one optimisation step on frames idx."""
+    mask, foreground, background = model(idx, frames, hint)
+    target = frames[idx]
+    if iteration < warmup:  # the layers learn from the hints; the mask net copies them
+        return (composite_recon_loss(hint[idx], foreground, background, target, 1)
+                + opts.exclusion_weight * exclusion_loss(foreground, background)
+                + opts.hint_weight * hint_loss(mask, hint[idx]))
+    fade = min(1.0, (iteration - warmup) / max(1, (opts.iters - warmup) / 2))
+    hint_weight = opts.hint_weight * (1 - fade) + opts.hint_floor * fade
+    return objective(opts, mask, foreground, background, target) + hint_weight * hint_loss(mask, hint[idx])
+
+
+@torch.no_grad()
+def evaluate(model: FgbgModel, frames, hint, opts: FgbgOptions, window: int) -> float:
+    total, count = 0.0, 0
+    for idx in frame_windows(len(frames), window):
+        idx = idx.to(frames.device)
+        mask, foreground, background = model(idx, frames, hint, perturb=False)
+        total += objective(opts, mask, foreground, background, frames[idx]).item()
+        count += 1
+    return total / count
+
+
+@torch.no_grad()
+def predict(model: FgbgModel, frames, hint, window: int):
+    """Masks of every frame (overlapping windows averaged) and the background."""
+    masks = torch.zeros(len(frames), 1, *frames.shape[-2:], device=frames.device)
+    counts = torch.zeros(len(frames), 1, 1, 1, device=frames.device)
+    for idx in frame_windows(len(frames), window, overlap=window // 2):
+        idx = idx.to(frames.device)
+        masks[idx] += model(idx, frames, hint, perturb=False)[0]
+        counts[idx] += 1
+    canvas = model.background.canvas(perturb=False)
+    background = torch.cat([
+        model.background(torch.arange(s, min(s + window, len(frames)), device=frames.device), canvas=canvas)
+        for s in range(0, len(frames), window)])
+    return masks / counts, background
+
+
+def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass
+class FgbgResult:
+    separation: Separation
+    outputs: list[Path]
+    size: tuple[int, int]
+    num_frames: int
+
+
+def full_size_masks(separation: Separation, size: tuple[int, int]) -> torch.Tensor:
+    """T x 1 x H x W soft masks at the input's size."""
+    return resize_frames(separation.masks, size).clamp(0, 1)
+
+
+def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
+    """The whole `ddip-video fgbg` job: read, separate, write every output."""
+    read_side = None if opts.max_side is None else max(opts.max_side, HINT_SIDE)
+    clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side)
+    separation = separate(clip.frames, opts)
+    size = (clip.info.width, clip.info.height)
+    with StagedOutputDir(outdir, input_path) as out:
+        write_layers(input_path, clip.info, separation, out, opts)
+        outputs = out.commit()
+    return FgbgResult(separation, outputs, size, clip.info.num_frames)
+
+
+def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions) -> None:
+    size = (info.width, info.height)
+    audio = input_path if info.has_audio else None
+    writers = {
+        "foreground": StreamingWriter(out.path("foreground.mp4"), info.fps, size, "rgb", audio_from=audio),
+        "background": StreamingWriter(out.path("background.mp4"), info.fps, size, "rgb", audio_from=audio),
+        "mask": StreamingWriter(out.path("mask.mp4"), info.fps, size, "gray"),
+        "alpha": StreamingWriter(out.path("foreground.mov"), info.fps, size, "rgba", audio_from=audio),
+    }
+    if opts.mask_png:
+        writers["png"] = StreamingWriter(out.path("masks"), info.fps, size, "png")
+    preview_at = set(sample_frames(info.num_frames))
+    preview_rows = []
+    try:
+        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+            image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255
+            mask = resize_frames(separation.masks[t:t + 1], size)[0].clamp(0, 1)
+            clean = resize_frames(separation.background[t:t + 1], size)[0].clamp(0, 1)
+            foreground = image * mask
+            background = image * (1 - mask) + clean * mask  # the scene with the object removed
+            writers["foreground"].write(foreground)
+            writers["background"].write(background)
+            writers["mask"].write(mask)
+            writers["alpha"].write(torch.cat([image, mask]))
+            if "png" in writers:
+                writers["png"].write((mask > 0.5).float())
+            if t in preview_at:
+                preview_rows.append([image, foreground, background, mask])
+        for writer in writers.values():
+            writer.close()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"])
