@@ -39,6 +39,17 @@ def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
     return masks, result.separation.hints.fg_mask, result, seconds
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """KEY=VALUE strings -> FgbgOptions fields, each value cast to the field's default's type."""
+    overrides = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not hasattr(FgbgOptions, key):
+            raise SystemExit(f"--set: FgbgOptions has no field {key!r}")
+        overrides[key] = type(getattr(FgbgOptions, key))(value)
+    return overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
@@ -49,6 +60,9 @@ def main() -> None:
     parser.add_argument("--seq", nargs="+", help="only these sequences")
     parser.add_argument("--no-baselines", action="store_true", help="skip MOG2 and KNN")
     parser.add_argument("--json", type=Path, help="write the per-sequence figures here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an FgbgOptions field (tuning), e.g. --set hint_floor=0.3")
+    parser.add_argument("--save", type=Path, help="save each sequence's soft masks and hints here (.npz)")
     args = parser.parse_args()
     sequences = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
     if args.seq:
@@ -56,7 +70,7 @@ def main() -> None:
     if not sequences:
         raise SystemExit(f"no sequences (folders with frames/ and masks/) in {args.data_dir}")
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                       mask_png=True, progress=False)
+                       mask_png=True, progress=False, **parse_overrides(args.set))
     baselines = {} if args.no_baselines else {k: v for k, v in METHODS.items() if k != "hints"}
     rows = []
     for seq in sequences:
@@ -74,6 +88,10 @@ def main() -> None:
                 found, secs = run_timed(method, frames)
                 row[f"{name}_J"], row[f"{name}_s"] = mean_jaccard(enlarge(found, h, w), truth)[0], secs
         rows.append(row)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(args.save / f"{seq.name}.npz", masks=(sep.masks[:, 0].numpy() * 255 + 0.5).astype(np.uint8),
+                                hint_prob=(sep.hints.fg_prob * 255 + 0.5).astype(np.uint8), hint_mask=sep.hints.fg_mask)
         print(f"{seq.name}: fgbg J={row['fgbg_J']:.3f} ({seconds:.1f} s, {sep.iterations} its, best "
               f"{row['best']})  hints J={row['hints_J']:.3f}" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)

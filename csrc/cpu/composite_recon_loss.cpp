@@ -84,26 +84,39 @@ template <typename scalar_t, int P, bool PerPixel>
 double backward_chunk(scalar_t scale, const scalar_t* m, const scalar_t* y1, const scalar_t* y2,
                       const scalar_t* t, scalar_t* gm, scalar_t* g1, scalar_t* g2,
                       const CompositeShape& s, int64_t n, int64_t begin, int64_t end) {
+  // Pointers hoisted per plane and the two mask kinds in separate loops: the
+  // compiler vectorises these; the combined form ran several times slower.
+  const int64_t len = end - begin;
   double frame_sum = 0;  // d loss / d mask summed over the chunk (per-frame masks)
-  const scalar_t* mn = PerPixel ? m + n * s.hw : m + n;
-  scalar_t* gmn = gm + n * s.hw;
-  if (PerPixel) std::fill(gmn + begin, gmn + end, scalar_t(0));
+  const scalar_t* mp = PerPixel ? m + n * s.hw + begin : m + n;
+  scalar_t* gmp = PerPixel ? gm + n * s.hw + begin : nullptr;
+  if constexpr (PerPixel) std::fill(gmp, gmp + len, scalar_t(0));
   for (int64_t c = 0; c < s.c; ++c) {
-    const int64_t plane = (n * s.c + c) * s.hw;
-    scalar_t acc = 0;
+    const int64_t offset = (n * s.c + c) * s.hw + begin;
+    const scalar_t *ap = y1 + offset, *bp = y2 + offset, *tp = t + offset;
+    scalar_t *g1p = g1 + offset, *g2p = g2 + offset;
+    if constexpr (PerPixel) {
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        const scalar_t mi = mp[i], a = ap[i], b = bp[i];
+        const scalar_t d = scale * recon_term_grad<scalar_t>(b + mi * (a - b) - tp[i], P);
+        g1p[i] = d * mi;
+        g2p[i] = d - d * mi;
+        gmp[i] += d * (a - b);
+      }
+    } else {
+      const scalar_t mi = mp[0];
+      scalar_t acc = 0;
 #pragma omp simd reduction(+ : acc)
-    for (int64_t i = begin; i < end; ++i) {
-      const scalar_t mi = PerPixel ? mn[i] : mn[0];
-      const scalar_t a = y1[plane + i], b = y2[plane + i];
-      const scalar_t d = scale * recon_term_grad<scalar_t>(b + mi * (a - b) - t[plane + i], P);
-      g1[plane + i] = d * mi;
-      g2[plane + i] = d - d * mi;
-      if (PerPixel)
-        gmn[i] += d * (a - b);
-      else
+      for (int64_t i = 0; i < len; ++i) {
+        const scalar_t a = ap[i], b = bp[i];
+        const scalar_t d = scale * recon_term_grad<scalar_t>(b + mi * (a - b) - tp[i], P);
+        g1p[i] = d * mi;
+        g2p[i] = d - d * mi;
         acc += d * (a - b);
+      }
+      frame_sum += acc;
     }
-    frame_sum += acc;
   }
   return frame_sum;
 }

@@ -8,8 +8,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "ddip_video/checks.h"
@@ -27,6 +29,30 @@ struct Level {
   const T* plane(const T* base, int64_t n_, int64_t c) const { return base + (n_ * 3 + c) * h * w; }
 };
 
+// out[x] = s(x1[x] - x0[x]). For float, a vectorised pass evaluates the
+// polynomial of |g| <= 1 everywhere (images in [0, 1] never leave it) and
+// notes the largest |g|; a scalar pass then redoes whatever lay outside.
+// (A clamp or a branch inside the first loop stops it vectorising.)
+template <typename T>
+void squash_row(const T* x1, const T* x0, T* out, int64_t len) {
+  if constexpr (std::is_same_v<T, float>) {
+    float largest = 0.f;  // NaN never wins; the polynomial passes it on
+#pragma omp simd reduction(max : largest)
+    for (int64_t x = 0; x < len; ++x) {
+      const float g = x1[x] - x0[x];
+      largest = std::max(largest, std::fabs(g));
+      out[x] = squash_near_zero(g);
+    }
+    if (largest <= 1.f) return;
+    for (int64_t x = 0; x < len; ++x) {
+      const float g = x1[x] - x0[x];
+      if (!(g <= 1.f && g >= -1.f)) out[x] = squash(g);
+    }
+  } else {
+    for (int64_t x = 0; x < len; ++x) out[x] = squash(x1[x] - x0[x]);
+  }
+}
+
 // Per-channel row buffers for both layers: the squashed differences s(x1 - x0)
 // along one row segment (x differences: x1 = x0 + 1; y differences: the next
 // row), or their gradients.
@@ -41,8 +67,8 @@ struct RowPair {
     for (int c = 0; c < 3; ++c) {
       T* sa = a[c].data();
       T* sb = b[c].data();
-      for (int64_t x = 0; x < len; ++x) sa[x] = squash(a1[c][x] - a0[c][x]);
-      for (int64_t x = 0; x < len; ++x) sb[x] = squash(b1[c][x] - b0[c][x]);
+      squash_row(a1[c], a0[c], sa, len);
+      squash_row(b1[c], b0[c], sb, len);
     }
   }
 };
@@ -150,11 +176,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> exclusion_loss_forwar
 
 template <typename T>
 void row_pair_grads(const RowPair<T>& s, const double* k, int64_t len, RowPair<T>& g) {
+  T kt[9];  // in T, so the loop has one element type and vectorises
+  for (int q = 0; q < 9; ++q) kt[q] = T(k[q]);
+  const T *sa0 = s.a[0].data(), *sa1 = s.a[1].data(), *sa2 = s.a[2].data();
+  const T *sb0 = s.b[0].data(), *sb1 = s.b[1].data(), *sb2 = s.b[2].data();
+  T *ga0 = g.a[0].data(), *ga1 = g.a[1].data(), *ga2 = g.a[2].data();
+  T *gb0 = g.b[0].data(), *gb1 = g.b[1].data(), *gb2 = g.b[2].data();
+#pragma omp simd
   for (int64_t x = 0; x < len; ++x) {
-    const T sa[3] = {s.a[0][x], s.a[1][x], s.a[2][x]}, sb[3] = {s.b[0][x], s.b[1][x], s.b[2][x]};
+    const T sa[3] = {sa0[x], sa1[x], sa2[x]}, sb[3] = {sb0[x], sb1[x], sb2[x]};
     T ga[3], gb[3];
-    pair_grads(sa, sb, k, ga, gb);
-    for (int c = 0; c < 3; ++c) g.a[c][x] = ga[c], g.b[c][x] = gb[c];
+    pair_grads(sa, sb, kt, ga, gb);
+    ga0[x] = ga[0], ga1[x] = ga[1], ga2[x] = ga[2];
+    gb0[x] = gb[0], gb1[x] = gb[1], gb2[x] = gb[2];
   }
 }
 
@@ -171,7 +205,8 @@ struct Coarse {
 template <typename T>
 struct RowGrads {
   RowPair<T> s, gx, gy;
-  explicit RowGrads(int64_t w) : s(w), gx(w), gy(w) {}
+  mutable std::vector<T> scratch;  // one output row being summed
+  explicit RowGrads(int64_t w) : s(w), gx(w), gy(w), scratch(w) {}
   void compute(const Level<T>& lv, int64_t n, int64_t y, const double* kx, const double* ky) {
     s.compute(row_ptrs(lv, lv.a, n, y, 0), row_ptrs(lv, lv.a, n, y, 1), row_ptrs(lv, lv.b, n, y, 0),
               row_ptrs(lv, lv.b, n, y, 1), lv.w - 1);
@@ -186,25 +221,50 @@ struct RowGrads {
 
 // Writes row y of one channel of the level's gradient: each difference
 // x1 - x0 sends +g to x1 and -g to x0.
+// One layer's row: the x differences' gradients gx (w - 1 of them), the y
+// differences' above (gy_up, or null on the first row) and below (gy_down, or
+// null on the last), and the coarser level's gradient (or null). Branch-free
+// loops over the interior, the ends apart, so that they vectorise; acc: w
+// elements of scratch.
+template <typename T, typename O>
+void write_grad_row_one(const T* gx, const T* gy_up, const T* gy_down, const Coarse<T>& coarse,
+                        const T* coarse_layer, int64_t n, int64_t y, int c, int64_t w, T* acc,
+                        O* out) {
+  if (w == 1) {
+    acc[0] = 0;
+  } else {
+    acc[0] = -gx[0];
+    acc[w - 1] = gx[w - 2];
+#pragma omp simd
+    for (int64_t x = 1; x < w - 1; ++x) acc[x] = gx[x - 1] - gx[x];
+  }
+  if (gy_up != nullptr) {
+#pragma omp simd
+    for (int64_t x = 0; x < w; ++x) acc[x] += gy_up[x];
+  }
+  if (gy_down != nullptr) {
+#pragma omp simd
+    for (int64_t x = 0; x < w; ++x) acc[x] -= gy_down[x];
+  }
+  if (coarse_layer != nullptr && y / 2 < coarse.h) {
+    const T* up = coarse_layer + ((n * 3 + c) * coarse.h + y / 2) * coarse.w;
+    const int64_t covered = std::min(w, 2 * coarse.w);  // an odd last column has no coarse pixel
+    for (int64_t x = 0; x < covered; ++x) acc[x] += T(0.25) * up[x / 2];
+  }
+#pragma omp simd
+  for (int64_t x = 0; x < w; ++x) out[x] = O(acc[x]);
+}
+
 template <typename T, typename O>
 void write_grad_row(const Level<T>& lv, const RowGrads<T>& cur, const RowPair<T>& gy_prev,
                     const Coarse<T>& coarse, int64_t n, int64_t y, int c, O* out_a, O* out_b) {
   const int64_t w = lv.w, row = ((n * 3 + c) * lv.h + y) * w;
-  const bool has_coarse = coarse.a != nullptr && y / 2 < coarse.h;
-  const int64_t crow = ((n * 3 + c) * coarse.h + y / 2) * coarse.w;
-  for (int64_t x = 0; x < w; ++x) {
-    T va = 0, vb = 0;
-    if (x > 0) va += cur.gx.a[c][x - 1], vb += cur.gx.b[c][x - 1];
-    if (x + 1 < w) va -= cur.gx.a[c][x], vb -= cur.gx.b[c][x];
-    if (y > 0) va += gy_prev.a[c][x], vb += gy_prev.b[c][x];
-    if (y + 1 < lv.h) va -= cur.gy.a[c][x], vb -= cur.gy.b[c][x];
-    if (has_coarse && x / 2 < coarse.w) {
-      va += T(0.25) * coarse.a[crow + x / 2];
-      vb += T(0.25) * coarse.b[crow + x / 2];
-    }
-    out_a[row + x] = O(va);
-    out_b[row + x] = O(vb);
-  }
+  write_grad_row_one(cur.gx.a[c].data(), y > 0 ? gy_prev.a[c].data() : nullptr,
+                     y + 1 < lv.h ? cur.gy.a[c].data() : nullptr, coarse, coarse.a, n, y, c, w,
+                     cur.scratch.data(), out_a + row);
+  write_grad_row_one(cur.gx.b[c].data(), y > 0 ? gy_prev.b[c].data() : nullptr,
+                     y + 1 < lv.h ? cur.gy.b[c].data() : nullptr, coarse, coarse.b, n, y, c, w,
+                     cur.scratch.data(), out_b + row);
 }
 
 constexpr int64_t kRowsPerTask = 16;

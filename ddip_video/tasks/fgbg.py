@@ -69,7 +69,7 @@ class FgbgOptions:
     exclusion_weight: float = 0.05
     binary_weight: float = 0.05
     hint_weight: float = 1.0
-    hint_floor: float = 0.1          # the hints' weight once they have faded
+    hint_floor: float = 0.5          # the hints' weight once they have faded
     eval_every: int = 50
     patience: int = 4
 
