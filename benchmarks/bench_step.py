@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.motion import MotionHints  # noqa: E402
 from ddip_video.ops import _loader  # noqa: E402
-from ddip_video.tasks.fgbg import FgbgModel, FgbgOptions, step_loss  # noqa: E402
+from ddip_video.tasks.fgbg import DEFAULTS, FgbgModel, FgbgOptions, step_loss  # noqa: E402
 from ddip_video.video import read_video  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ddip_video" / "data" / "blackswan.mp4"
@@ -64,18 +64,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--frames", type=int, default=50)
-    parser.add_argument("--max-side", type=int, default=FgbgOptions.max_side)
+    parser.add_argument("--max-side", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--window", type=int, default=FgbgOptions.window)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
     steps = args.steps or (30 if device.type == "cuda" else 5)
-    frames = clip(args.frames, args.max_side)
+    defaults = DEFAULTS[device.type]
+    frames = clip(args.frames, args.max_side or defaults["max_side"])
     t, _, h, w = frames.shape
     prob = np.zeros((t, h, w), np.float32)
     prob[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 0.9
     hints = MotionHints(prob, prob > 0.5, np.tile(np.eye(3), (t, 1, 1)), True)
-    opts = FgbgOptions()
+    opts = FgbgOptions(iters=defaults["iters"])
     results = {}
     for name, force_reference in (("fused", False), ("reference", True)):
         _loader.FORCE_REFERENCE = force_reference

@@ -26,9 +26,9 @@ from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--max-side", type=int, default=FgbgOptions.max_side)
+    parser.add_argument("--max-side", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--iters", type=int, default=FgbgOptions.iters)
+    parser.add_argument("--iters", type=int, default=None, help="default: fgbg's for the device")
     args = parser.parse_args()
     inputs = sorted((args.folder / "input").glob("in*.jpg"))
     first, last = (int(v) for v in (args.folder / "temporalROI.txt").read_text().split()[:2])
@@ -47,7 +47,8 @@ def main() -> None:
         found, secs = run_timed(METHODS[name], frames)
         found = enlarge(found, h, w)
         scores[name] = (cdnet_f_measure([found[i] for i in keep], truth, roi), secs)
-    print(f"CDnet {args.folder.name}: {len(keep)} frames, fgbg at --max-side {args.max_side} --iters {args.iters} "
+    print(f"CDnet {args.folder.name}: {len(keep)} frames, fgbg at --max-side {result.separation.options.max_side} "
+          f"--iters {result.separation.options.iters} "
           f"on {result.separation.device}")
     print(f"{'method':<8}{'F':>8}{'precision':>11}{'recall':>8}{'seconds':>9}")
     for name, ((f, p, r), secs) in scores.items():

@@ -53,9 +53,9 @@ def parse_overrides(pairs: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--max-side", type=int, default=FgbgOptions.max_side)
+    parser.add_argument("--max-side", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--iters", type=int, default=FgbgOptions.iters)
+    parser.add_argument("--iters", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seq", nargs="+", help="only these sequences")
     parser.add_argument("--no-baselines", action="store_true", help="skip MOG2 and KNN")
@@ -81,7 +81,7 @@ def main() -> None:
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0], hints_s=sep.timings["hints"],
                    optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
-                   device=sep.device)
+                   device=sep.device, max_side=sep.options.max_side, iters=sep.options.iters)
         if baselines:
             frames = shrink([_read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))], HINT_SIDE)
             for name, method in baselines.items():
@@ -96,7 +96,7 @@ def main() -> None:
               f"{row['best']})  hints J={row['hints_J']:.3f}" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
     methods = ["fgbg", "hints"] + list(baselines)
-    print(f"\nDAVIS J, fgbg at --max-side {args.max_side} --iters {args.iters} on {rows[0]['device']}; "
+    print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}; "
           f"hints{' and baselines' if baselines else ''} at longer side {HINT_SIDE}")
     print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>10}" for m in methods) + f"{'fgbg s':>9}")
     for row in rows:

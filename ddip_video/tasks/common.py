@@ -30,6 +30,7 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    cv2.setRNGSeed(seed % 2**31)  # RANSAC and GrabCut draw from OpenCV's generator
     return torch.Generator().manual_seed(seed)
 
 

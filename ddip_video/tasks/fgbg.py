@@ -12,7 +12,7 @@ it covers what the static scene cannot explain: what moves in it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,8 +56,8 @@ def cv2_resize_stack(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 @dataclass
 class FgbgOptions:
     device: str = "auto"
-    max_side: int | None = 427       # working resolution; outputs keep the input's size
-    iters: int = 800
+    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
+    iters: int | None = None         # optimisation steps; None: per device
     seed: int = 0
     fps: Fraction | None = None      # frame rate of an image folder
     mask_png: bool = False
@@ -72,6 +72,19 @@ class FgbgOptions:
     hint_floor: float = 0.5          # the hints' weight once they have faded
     eval_every: int = 50
     patience: int = 4
+
+
+# The defaults where none is given: a GPU runs the full schedule at 427 px in about a
+# minute per 50 frames; a CPU is some 40x slower per pixel-step, so it works coarser.
+DEFAULTS = {"cuda": dict(max_side=427, iters=800), "cpu": dict(max_side=160, iters=300)}
+
+
+def resolve_options(opts: FgbgOptions) -> tuple[FgbgOptions, torch.device]:
+    """The options with the device's defaults filled in, and the device."""
+    device = choose_device(opts.device)
+    defaults = DEFAULTS[device.type]
+    return replace(opts, max_side=opts.max_side or defaults["max_side"],
+                   iters=opts.iters or defaults["iters"]), device
 
 
 class FgbgModel(nn.Module):
@@ -118,6 +131,7 @@ class Separation:
     best_iteration: int
     seconds: float
     device: str
+    options: FgbgOptions       # as run: the device's defaults filled in
     timings: dict = field(default_factory=dict)
 
 
@@ -125,7 +139,7 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
     """Runs the optimisation on frames (T x 3 x h x w in [0, 1]); the model
     works at opts.max_side, the hints at HINT_SIDE (or the frames' size if smaller)."""
     start = time.perf_counter()
-    device = choose_device(opts.device)
+    opts, device = resolve_options(opts)
     generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     if hints is None:
@@ -159,7 +173,7 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
     best.restore()
     masks, background = predict(model, frames, hint, window)
     return Separation(masks.cpu(), background.cpu(), hints, iteration + 1, best.best_step,
-                      time.perf_counter() - start, device_label(device),
+                      time.perf_counter() - start, device_label(device), opts,
                       dict(hints=hint_seconds, optimize=optimize_seconds))
 
 
@@ -222,7 +236,8 @@ def full_size_masks(separation: Separation, size: tuple[int, int]) -> torch.Tens
 
 def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     """The whole `ddip-video fgbg` job: read, separate, write every output."""
-    read_side = None if opts.max_side is None else max(opts.max_side, HINT_SIDE)
+    opts, _ = resolve_options(opts)
+    read_side = max(opts.max_side, HINT_SIDE)
     clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side)
     separation = separate(clip.frames, opts)
     size = (clip.info.width, clip.info.height)

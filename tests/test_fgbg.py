@@ -1,0 +1,52 @@
+"""fgbg's optimisation on real frames: determinism with a fixed seed, masks
+in [0, 1], and a small quality check against DAVIS ground truth."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ddip_video.metrics import mean_jaccard
+from ddip_video.tasks.fgbg import FgbgOptions, separate
+from ddip_video.video import read_video, resize_frames
+
+
+@pytest.fixture(scope="module")
+def blackswan(sample_clip, sample_masks):
+    """The first 12 frames of the shipped sample at 427x240 and their masks."""
+    frames, _ = read_video(sample_clip, max_side=427)
+    truth = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in sorted(Path(sample_masks).glob("*.png"))]
+    return frames[:12], truth[:12]
+
+
+def full_size(masks: torch.Tensor, truth) -> list[np.ndarray]:
+    h, w = truth[0].shape
+    return list(resize_frames(masks, (w, h))[:, 0].numpy() > 0.5)
+
+
+def test_same_seed_same_masks_and_masks_in_unit_range(blackswan):
+    frames = blackswan[0][:4]
+    opts = FgbgOptions(device="cpu", max_side=64, iters=12, eval_every=4, window=4, progress=False)
+    first, second = separate(frames, opts), separate(frames, opts)
+    assert first.masks.shape == (4, 1, 36, 64)
+    assert torch.equal(first.masks, second.masks)
+    assert torch.equal(first.background, second.background)
+    assert float(first.masks.min()) >= 0 and float(first.masks.max()) <= 1
+    other = separate(frames, FgbgOptions(**{**opts.__dict__, "seed": 1}))
+    assert not torch.equal(first.masks, other.masks)
+
+
+@pytest.mark.slow
+def test_quality_on_real_frames(blackswan):
+    """12 blackswan frames at 128x72, 100 steps of 4 frames (about 30 s on one
+    core). Measured here: J = 0.71 (the hints alone, at this size, 0.71); on
+    the five DAVIS sequences on an H100 at the defaults the mean is 0.70
+    (benchmarks/README.md). 0.65 leaves room for rounding differences between
+    machines yet fails if the mask loses the swan or spreads over the water (a
+    mask of the whole frame scores about 0.1, an empty one 0)."""
+    frames, truth = blackswan
+    opts = FgbgOptions(device="cpu", max_side=128, iters=100, window=4, eval_every=25, progress=False)
+    result = separate(frames, opts)
+    j_refined = mean_jaccard(full_size(result.masks, truth), truth)[0]
+    assert j_refined >= 0.65, f"J {j_refined:.3f}"
