@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels.h"
+
 namespace ddip_video {
 namespace cuda {
 
@@ -89,6 +91,18 @@ inline int multiprocessor_count() {
 
 inline bool aligned_to(const void* p, int bytes) {
   return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+}
+
+// Calls f with a value of the C++ type of t (its type picks the kernels' instantiation).
+template <typename F>
+cudaError_t dispatch(DType t, F&& f) {
+  switch (t) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Float16: return f(__half{});
+    case DType::BFloat16: return f(__nv_bfloat16{});
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace cuda

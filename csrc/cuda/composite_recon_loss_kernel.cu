@@ -205,17 +205,6 @@ cudaError_t backward_typed(const CompositeArgs& a, const void* grad, void* gm, v
   return cudaGetLastError();
 }
 
-template <typename F>
-cudaError_t dispatch(DType t, F&& f) {
-  switch (t) {
-    case DType::Float32: return f(float{});
-    case DType::Float64: return f(double{});
-    case DType::Float16: return f(__half{});
-    case DType::BFloat16: return f(__nv_bfloat16{});
-  }
-  return cudaErrorInvalidValue;
-}
-
 }  // namespace
 
 int64_t composite_workspace_size(const CompositeArgs& a) {
