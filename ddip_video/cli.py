@@ -28,15 +28,20 @@ def _fps(text: str) -> Fraction:
     return value
 
 
-def _add_common(parser: argparse.ArgumentParser, iters: int, max_side: int) -> None:
+def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The options every task takes; defaults: the task's max_side and iters per device
+    (None is passed on: the task fills them in for the device it runs on)."""
+    def per_device(key: str) -> str:
+        return f"{defaults['cuda'][key]} on a GPU, {defaults['cpu'][key]} on a CPU"
+
     parser.add_argument("input", help="a video file (mp4, mov, mkv, webm, avi, ...) or a folder of .jpg/.png frames")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--max-side", type=_positive_int, default=max_side, metavar="N",
-                        help=f"working resolution: longer side in pixels (default {max_side}); "
+    parser.add_argument("--max-side", type=_positive_int, default=None, metavar="N",
+                        help=f"working resolution: longer side in pixels (default {per_device('max_side')}); "
                              "outputs keep the input's size")
-    parser.add_argument("--iters", type=_positive_int, default=iters, metavar="N",
-                        help=f"optimisation steps (default {iters})")
+    parser.add_argument("--iters", type=_positive_int, default=None, metavar="N",
+                        help=f"optimisation steps (default {per_device('iters')})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fps", type=_fps, default=None,
                         help="frame rate of a folder of frames (default 24); ignored for videos")
@@ -44,7 +49,8 @@ def _add_common(parser: argparse.ArgumentParser, iters: int, max_side: int) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tasks.fgbg import FgbgOptions
+    from .tasks.fgbg import DEFAULTS as FGBG_DEFAULTS
+    from .tasks.transition import DEFAULTS as TRANSITION_DEFAULTS
 
     parser = argparse.ArgumentParser(prog="ddip-video", description=(
         "Split a video into layers with a temporally coupled Double-DIP (no training data)."))
@@ -53,8 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     fgbg = sub.add_parser("fgbg", help="separate the moving foreground from the background",
                           description="Writes foreground.mp4, background.mp4, mask.mp4, foreground.mov "
                                       "(with alpha, ProRes 4444) and preview.png into OUTDIR.")
-    _add_common(fgbg, FgbgOptions.iters, FgbgOptions.max_side)
+    _add_common(fgbg, FGBG_DEFAULTS)
     fgbg.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
+    transition = sub.add_parser("transition", help="unmix a dissolve or a fade into its two shots",
+                                description="Writes shot_a.mp4 (the shot visible at the start), shot_b.mp4 "
+                                            "(the shot visible at the end), alpha.csv (the weight of shot A "
+                                            "per frame), alpha.png (its plot) and preview.png into OUTDIR. "
+                                            "The first frame is taken as shot A alone and the last as shot B "
+                                            "alone.")
+    _add_common(transition, TRANSITION_DEFAULTS)
     return parser
 
 
@@ -87,7 +100,22 @@ def run_fgbg(args) -> int:
     result = run(args.input, args.output, opts)
     sep = result.separation
     print(f"fgbg: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output} in "
-          f"{sep.seconds:.1f} s ({sep.iterations} iterations, best at {sep.best_iteration + 1}, {sep.device})")
+          f"{sep.seconds:.1f} s ({sep.iterations} iterations at --max-side {sep.options.max_side}, best at "
+          f"{sep.best_iteration + 1}, {sep.device})")
+    return 0
+
+
+def run_transition(args) -> int:
+    from .tasks.transition import TransitionOptions, run_transition as run
+
+    opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
+                             fps=args.fps, progress=not args.quiet)
+    result = run(args.input, args.output, opts)
+    u = result.unmixing
+    print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "
+          f"{result.span_text()}; in {u.seconds:.1f} s ({u.iterations} iterations at --max-side "
+          f"{u.options.max_side}, best at "
+          f"{u.best_iteration + 1}, {u.device})")
     return 0
 
 
@@ -97,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return run_info()
-        return {"fgbg": run_fgbg}[args.command](args)
+        return {"fgbg": run_fgbg, "transition": run_transition}[args.command](args)
     except InputError as error:
         print(f"ddip-video {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -2,7 +2,6 @@
 bad input (one-line error, exit status 2, no traceback, nothing written)."""
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from fractions import Fraction

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -24,6 +24,14 @@ def choose_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def with_device_defaults(opts, defaults: dict):
+    """(opts with max_side and iters filled in where None from defaults[device type], the device).
+    defaults: {"cuda": dict(max_side=..., iters=...), "cpu": {...}}."""
+    device = choose_device(opts.device)
+    chosen = defaults[device.type]
+    return replace(opts, max_side=opts.max_side or chosen["max_side"], iters=opts.iters or chosen["iters"]), device
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -12,7 +12,7 @@ it covers what the static scene cannot explain: what moves in it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from ..motion import MotionHints, motion_hints
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, choose_device, device_label, load_working_clip, sample_frames,
-                     seed_everything, write_contact_sheet)
+from .common import (Progress, device_label, load_working_clip, sample_frames, seed_everything,
+                     with_device_defaults, write_contact_sheet)
 
 
 HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
@@ -81,10 +81,7 @@ DEFAULTS = {"cuda": dict(max_side=427, iters=800), "cpu": dict(max_side=160, ite
 
 def resolve_options(opts: FgbgOptions) -> tuple[FgbgOptions, torch.device]:
     """The options with the device's defaults filled in, and the device."""
-    device = choose_device(opts.device)
-    defaults = DEFAULTS[device.type]
-    return replace(opts, max_side=opts.max_side or defaults["max_side"],
-                   iters=opts.iters or defaults["iters"]), device
+    return with_device_defaults(opts, DEFAULTS)
 
 
 class FgbgModel(nn.Module):

@@ -1,0 +1,173 @@
+"""How well `ddip-video transition` unmixes dissolves with exact ground truth.
+
+    python benchmarks/eval_transition.py DATA_DIR [--max-side N] [--device D] [--iters N]
+        [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade] [--json F]
+
+DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
+../shared/data/davis2016. Each pair A:B of sequences gives, over their first
+--frames frames, I_t = alpha_t * A_t + (1 - alpha_t) * B_t for each shape:
+  whole   alpha falls linearly from 1 to 0 over the whole clip;
+  middle  hard A for the first quarter, a linear dissolve over the middle half, hard B;
+  fade    "whole" with A black (a fade from black).
+The mixed clip is written losslessly as a folder of PNGs (at the sequences'
+size, or --clip-side on the longer side) and `transition` runs on it through
+the CLI's own code path (run_transition, writing every output); the shots are
+read back from shot_a.mp4 and shot_b.mp4 and alpha from alpha.csv.
+
+Per clip: PSNR of each recovered shot against the truth, over the frames where
+0.05 < alpha_t < 0.95 (one PSNR over all those frames' pixels, at the clip's
+size); the same for the trivial answer (the input as both shots); the mean
+absolute error of alpha over all frames; and the wall-clock seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ddip_video.tasks.transition import TransitionOptions, run_transition  # noqa: E402
+from ddip_video.video import read_video  # noqa: E402
+
+DEFAULT_PAIRS = ["blackswan:car-shadow", "dog:kite-surf", "breakdance:blackswan"]
+
+
+def ramp(num_frames: int, shape: str) -> np.ndarray:
+    """alpha_t of a test shape (the weight of shot A)."""
+    if shape in ("whole", "fade"):
+        return np.linspace(1.0, 0.0, num_frames)
+    if shape == "middle":
+        alpha = np.ones(num_frames)
+        quarter = num_frames // 4
+        end = num_frames - quarter
+        alpha[quarter:end] = np.linspace(1.0, 0.0, end - quarter + 2)[1:-1]
+        alpha[end:] = 0.0
+        return alpha
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def load_sequence(folder: Path, num_frames: int, side: int | None) -> torch.Tensor:
+    frames, _ = read_video(folder, max_side=side)
+    return frames[:num_frames]
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """T x 3 x H x W float -> T x H x W x 3 uint8."""
+    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def psnr(x: np.ndarray, y: np.ndarray) -> float:
+    mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
+
+
+def read_alpha(path: Path) -> np.ndarray:
+    with open(path, newline="") as f:
+        return np.array([float(row["alpha"]) for row in csv.DictReader(f)])
+
+
+def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: TransitionOptions,
+                  workdir: Path) -> dict:
+    """Mixes, writes, runs transition as the CLI does, scores."""
+    num_frames = len(shot_a)
+    if shape == "fade":
+        shot_a = torch.zeros_like(shot_a)
+    alpha = ramp(num_frames, shape)
+    a8, b8 = to_uint8(shot_a), to_uint8(shot_b)
+    weights = alpha.reshape(-1, 1, 1, 1)
+    mixed8 = np.clip(weights * a8 + (1 - weights) * b8 + 0.5, 0, 255).astype(np.uint8)
+    clip_dir, out_dir = workdir / "clip", workdir / "out"
+    clip_dir.mkdir()
+    for t, frame in enumerate(mixed8):
+        cv2.imwrite(str(clip_dir / f"{t:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    start = time.perf_counter()
+    result = run_transition(clip_dir, out_dir, opts)
+    seconds = time.perf_counter() - start
+    got_a = to_uint8(read_video(out_dir / "shot_a.mp4")[0])
+    got_b = to_uint8(read_video(out_dir / "shot_b.mp4")[0])
+    got_alpha = read_alpha(out_dir / "alpha.csv")
+    assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
+    mixed = (alpha > 0.05) & (alpha < 0.95)
+    u = result.unmixing
+    return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int(mixed.sum()),
+                psnr_a=psnr(got_a[mixed], a8[mixed]), psnr_b=psnr(got_b[mixed], b8[mixed]),
+                trivial_a=psnr(mixed8[mixed], a8[mixed]), trivial_b=psnr(mixed8[mixed], b8[mixed]),
+                alpha_mae=float(np.abs(got_alpha - alpha).mean()),
+                alpha_mae_classic=float(np.abs(u.classic_alpha - alpha).mean()),
+                kind=u.kind, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
+                best=u.best_iteration + 1, device=u.device, max_side=u.options.max_side,
+                max_iters=u.options.iters)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="the model's working size (default: the CLI's for the device)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--iters", type=int, default=None, help="default: the CLI's for the device")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=40, help="frames per clip (default 40)")
+    parser.add_argument("--clip-side", type=int, default=None,
+                        help="shrink the sequences to this longer side before mixing (default: as stored)")
+    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="A:B",
+                        help=f"sequence pairs, shot A first (default {' '.join(DEFAULT_PAIRS)})")
+    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade"])
+    parser.add_argument("--json", type=Path, help="write the per-clip figures here")
+    args = parser.parse_args()
+    opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
+                             progress=False)
+    rows = []
+    for pair in args.pairs:
+        name_a, name_b = pair.split(":")
+        frames = []
+        for name in (name_a, name_b):
+            folder = args.data_dir / name / "frames"
+            if not folder.is_dir():
+                raise SystemExit(f"no sequence {name} (no folder {folder})")
+            frames.append(load_sequence(folder, args.frames, args.clip_side))
+        count = min(len(frames[0]), len(frames[1]))
+        if frames[0].shape[1:] != frames[1].shape[1:]:
+            raise SystemExit(f"{pair}: the sequences differ in size")
+        for shape in args.shapes:
+            with tempfile.TemporaryDirectory() as workdir:
+                row = dict(pair=pair, shape=shape, **evaluate_clip(frames[0][:count], frames[1][:count], shape,
+                                                                   opts, Path(workdir)))
+            rows.append(row)
+            if args.json:  # after every clip, so that a run cut short keeps what it measured
+                write_json(args, rows)
+            print(f"{pair:<24}{shape:<7} A {row['psnr_a']:6.2f} dB  B {row['psnr_b']:6.2f} dB  "
+                  f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
+                  f"(classic {row['alpha_mae_classic']:.4f})  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
+                  f"{row['seconds']:.1f} s", flush=True)
+    print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
+          f"{rows[0]['frames']} frames at {rows[0]['size']}; PSNR over frames with 0.05 < alpha < 0.95")
+    print(f"{'clip':<31}{'A dB':>7}{'B dB':>7}{'triv A':>8}{'triv B':>8}{'a MAE':>8}{'s':>7}")
+    for r in rows:
+        print(f"{r['pair'] + ' ' + r['shape']:<31}{r['psnr_a']:>7.2f}{r['psnr_b']:>7.2f}{r['trivial_a']:>8.2f}"
+              f"{r['trivial_b']:>8.2f}{r['alpha_mae']:>8.4f}{r['seconds']:>7.1f}")
+    keys = ["psnr_a", "psnr_b", "trivial_a", "trivial_b", "alpha_mae", "seconds"]
+    means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    print(f"{'mean':<31}{means['psnr_a']:>7.2f}{means['psnr_b']:>7.2f}{means['trivial_a']:>8.2f}"
+          f"{means['trivial_b']:>8.2f}{means['alpha_mae']:>8.4f}{means['seconds']:>7.1f}")
+    if args.json:
+        write_json(args, rows, means)
+
+
+def write_json(args, rows: list[dict], means: dict | None = None) -> None:
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, rows=rows,
+                                         means=means, complete=means is not None), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,512 @@
+"""`ddip-video transition`: unmix a dissolve or a fade into its two shots.
+
+A dissolve mixes two shots, I_t = alpha_t * A_t + (1 - alpha_t) * B_t, with
+A the shot visible at the start and alpha_t falling from 1 to 0. This is
+Double-DIP with a per-frame mask: each shot is drawn by its own skip net,
+shared by every frame, from time-correlated frame codes; alpha_t is one value
+per frame, non-increasing by construction (1 minus the cumulative sum of a
+softmax over the T + 1 gaps around the frames), its logits drawn by a small
+convolutional net over time on top of a classic estimate. Reconstruction
+(the fused composite loss with an N x 1 x 1 x 1 mask) and the exclusion loss
+between the shots decide the split; frames where alpha is 1 (or 0) supervise
+shot A (or B) directly. Afterwards, whatever the nets did not reproduce is
+shared between the shots so that every output frame mixes back into the
+input exactly; where only one shot is visible (before and after the
+transition, either side of a hard cut) that shot is the input unchanged.
+A fade is a dissolve with a black shot: a black first (last) frame makes
+shot A (B) exactly black, and the other shot is all the model fits.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..model import BestState, FrameCodes, frame_windows
+from ..nets import SkipNet
+from ..ops import composite_recon_loss, exclusion_loss
+from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
+from .common import (Progress, device_label, load_working_clip, sample_frames, seed_everything,
+                     with_device_defaults, write_contact_sheet)
+
+
+MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
+
+
+@dataclass
+class TransitionOptions:
+    device: str = "auto"
+    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
+    iters: int | None = None         # optimisation steps; None: per device
+    seed: int = 0
+    fps: Fraction | None = None      # frame rate of an image folder
+    progress: bool = True
+    window: int = 8                  # frames per optimisation step
+    lr: float = 0.01
+    alpha_lr: float = 0.003
+    alpha_warmup: float = 0.3        # fraction of the steps with alpha held at the classic estimate
+    exclusion_weight: float = 0.05
+    pure_tolerance: float = 0.01     # alpha within this of 1 (0) counts as shot A (B) alone
+    black_level: float = 0.03        # a frame whose mean and 99th percentile stay below 3x this is black
+    eval_every: int = 100
+    patience: int = 5
+
+
+# The defaults where none is given. A CPU is some 40x slower per pixel-step than a GPU,
+# so it works coarser and shorter.
+DEFAULTS = {"cuda": dict(max_side=427, iters=3000), "cpu": dict(max_side=160, iters=600)}
+
+
+def resolve_options(opts: TransitionOptions) -> tuple[TransitionOptions, torch.device]:
+    """The options with the device's defaults filled in, and the device."""
+    return with_device_defaults(opts, DEFAULTS)
+
+
+# ---------------------------------------------------------------- classic analysis
+
+def thumbnails(frames: torch.Tensor, side: int = 16) -> np.ndarray:
+    """T x D: the frames shrunk (antialiased) to `side` pixels on the longer side, flattened."""
+    t, _, h, w = frames.shape
+    size = working_size(w, h, side)
+    return resize_frames(frames.float(), size).reshape(t, -1).double().cpu().numpy()
+
+
+def decreasing_fit(values: np.ndarray) -> np.ndarray:
+    """The non-increasing sequence nearest to `values` in least squares (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in np.asarray(values, dtype=np.float64):
+        blocks.append([float(v), 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            mean, count = blocks.pop()
+            blocks[-1][0] = (blocks[-1][0] * blocks[-1][1] + mean * count) / (blocks[-1][1] + count)
+            blocks[-1][1] += count
+    return np.concatenate([np.full(int(count), mean) for mean, count in blocks])
+
+
+def classic_alpha(frames: torch.Tensor, pure: float = 0.97, rounds: int = 3) -> np.ndarray:
+    """A first estimate of alpha_t: each frame's least-squares weight between a
+    reference of shot A (the last frame that is shot A alone; first the first
+    frame) and one of shot B (the first frame that is B alone), on frames
+    shrunk to 16 pixels (coarse enough that moving content changes them little,
+    fine enough to tell the shots apart), made non-increasing. Each round moves the references next to the
+    transition, where the shots have moved least."""
+    x = thumbnails(frames)
+    last = len(x) - 1
+    start, end = 0, last
+    alpha = np.linspace(1.0, 0.0, len(x))
+    for _ in range(rounds):
+        d = x[start] - x[end]
+        alpha = (x - x[end]) @ d / max(float(d @ d), 1e-12)
+        alpha[:start + 1], alpha[end:] = 1.0, 0.0
+        alpha = decreasing_fit(np.clip(alpha, 0.0, 1.0))
+        new_start = int(np.nonzero(alpha >= pure)[0].max()) if (alpha >= pure).any() else 0
+        new_end = int(np.nonzero(alpha <= 1 - pure)[0].min()) if (alpha <= 1 - pure).any() else last
+        if (new_start, new_end) == (start, end) or new_start >= new_end:
+            break
+        start, end = new_start, new_end
+    return alpha
+
+
+def is_black(frame: torch.Tensor, level: float) -> bool:
+    """Whether a 3 x h x w frame in [0, 1] is black (a fade's black shot)."""
+    gray = frame.float().mean(0)
+    return gray.mean().item() < level and torch.quantile(gray.flatten()[::7], 0.99).item() < 3 * level
+
+
+# ---------------------------------------------------------------- the model
+
+class AlphaCurve(nn.Module):
+    """alpha_t for t = 0 .. T-1, non-increasing from alpha_0 = 1 to alpha_{T-1} = 0.
+
+    A softmax over the T - 1 gaps between frames gives how much alpha drops in
+    each (bin k: between frames k-1 and k), so alpha_t is the mass of the bins
+    after t: shot A alone in the first frame, shot B alone in the last, by
+    definition. The logits are a prior (the log of the classic estimate's
+    drops) plus a small 1-D convolutional net over time applied to fixed,
+    time-correlated codes; its last layer starts at zero, so the curve starts
+    as the classic estimate."""
+
+    def __init__(self, prior: np.ndarray, code_channels: int = 8, hidden: int = 32, floor: float = 2e-4,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        prior = np.clip(np.asarray(prior, dtype=np.float64), 0.0, 1.0)
+        if len(prior) < 2:
+            raise ValueError("an alpha curve needs at least 2 frames")
+        drops = np.maximum(-np.diff(np.concatenate([[1.0], prior[1:-1], [0.0]])), 0.0)
+        self.register_buffer("prior", torch.from_numpy(np.log(drops / max(drops.sum(), 1e-12) + floor)).float())
+        codes = FrameCodes(len(drops), code_channels, 1, 1, correlation=0.9, scale=1.0,
+                           generator=generator).codes
+        self.register_buffer("codes", codes[:, :, 0, 0].t().unsqueeze(0))  # 1 x C x (T - 1)
+        self.net = nn.Sequential(nn.Conv1d(code_channels, hidden, 5, padding=2), nn.LeakyReLU(0.2),
+                                 nn.Conv1d(hidden, hidden, 5, padding=2), nn.LeakyReLU(0.2),
+                                 nn.Conv1d(hidden, 1, 5, padding=2))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self) -> torch.Tensor:
+        logits = self.prior + self.net(self.codes)[0, 0]
+        mass = torch.softmax(logits, dim=0)
+        after = torch.flip(torch.cumsum(torch.flip(mass, [0]), 0), [0])  # after[k] = mass of bins k.. (gaps k+1..)
+        return torch.cat([after.new_ones(1), after[1:], after.new_zeros(1)]).clamp(0, 1)
+
+
+class Shot(nn.Module):
+    """One shot: a skip net shared by every frame, fed time-correlated codes."""
+
+    def __init__(self, num_frames: int, height: int, width: int, generator: torch.Generator,
+                 correlation: float = 0.95):
+        super().__init__()
+        self.codes = FrameCodes(num_frames, 8, height, width, correlation=correlation, generator=generator)
+        self.net = SkipNet(8, 3)
+
+    def forward(self, idx: torch.Tensor, perturb: bool = True) -> torch.Tensor:
+        return self.net(self.codes(idx, perturb))
+
+
+class BlackShot(nn.Module):
+    """A fade's black shot: exactly zero."""
+
+    def __init__(self, height: int, width: int):
+        super().__init__()
+        self.shape = (3, height, width)
+
+    def forward(self, idx: torch.Tensor, perturb: bool = True) -> torch.Tensor:
+        return torch.zeros(len(idx), *self.shape, device=idx.device)
+
+
+class TransitionModel(nn.Module):
+    def __init__(self, num_frames: int, height: int, width: int, prior_alpha: np.ndarray,
+                 black_a: bool, black_b: bool, generator: torch.Generator):
+        super().__init__()
+        self.alpha = AlphaCurve(prior_alpha, generator=generator)
+        self.shot_a = BlackShot(height, width) if black_a else Shot(num_frames, height, width, generator)
+        self.shot_b = BlackShot(height, width) if black_b else Shot(num_frames, height, width, generator)
+        self.black = (black_a, black_b)
+
+    def forward(self, idx: torch.Tensor, perturb: bool = True):
+        """(alpha N x 1 x 1 x 1, shot A, shot B) of frames idx."""
+        return self.alpha()[idx].view(-1, 1, 1, 1), self.shot_a(idx, perturb), self.shot_b(idx, perturb)
+
+
+def objective(opts: TransitionOptions, model: TransitionModel, alpha, shot_a, shot_b, frames) -> torch.Tensor:
+    loss = composite_recon_loss(alpha, shot_a, shot_b, frames, 1)
+    if not any(model.black) and opts.exclusion_weight > 0:
+        loss = loss + opts.exclusion_weight * exclusion_loss(shot_a, shot_b)
+    return loss
+
+
+# ---------------------------------------------------------------- the optimisation
+
+@dataclass
+class Unmixing:
+    alpha: np.ndarray          # T: the weight of shot A per frame (1 and 0 exact where one shot is alone)
+    shot_a: torch.Tensor       # T x 3 x h x w, the nets' shots at the working size (not yet split)
+    shot_b: torch.Tensor
+    kind: str                  # "dissolve", "fade from black", "fade to black", "hard cut", "no transition"
+    first: int                 # the first frame that mixes both shots (for a cut: the first frame of B)
+    last: int                  # the last frame that mixes both shots (for a cut: the last frame of A)
+    iterations: int
+    best_iteration: int
+    seconds: float
+    device: str
+    options: TransitionOptions  # as run: the device's defaults filled in
+    classic_alpha: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def black(self) -> tuple[bool, bool]:
+        return self.kind == "fade from black", self.kind == "fade to black"
+
+
+def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
+    """Runs the model on frames (T x 3 x h x w in [0, 1], any size: the model
+    works at opts.max_side)."""
+    start = time.perf_counter()
+    if len(frames) < 2:
+        raise InputError(f"a transition needs at least 2 frames, the input has {len(frames)}")
+    opts, device = resolve_options(opts)
+    generator = seed_everything(opts.seed)
+    size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
+    if min(size) < MIN_SIDE:
+        raise InputError(f"the working size {size[0]}x{size[1]} is too small (at least {MIN_SIDE} pixels a side; "
+                         "raise --max-side)")
+    frames = resize_frames(frames.float(), size)
+    black_a = is_black(frames[0], opts.black_level)
+    black_b = is_black(frames[-1], opts.black_level)
+    if black_a and black_b:
+        raise InputError("the first and the last frames are both black: no shot to recover")
+    prior = classic_alpha(frames)
+    num_frames, _, h, w = frames.shape
+    model = TransitionModel(num_frames, h, w, prior, black_a, black_b, generator).to(device)
+    frames = frames.to(device)
+    window = min(opts.window, num_frames)
+    alpha_params = list(model.alpha.parameters())
+    shot_params = [p for n, p in model.named_parameters() if not n.startswith("alpha.")]
+    optimizer = torch.optim.Adam(shot_params, lr=opts.lr)
+    alpha_optimizer = torch.optim.Adam(alpha_params, lr=opts.alpha_lr)
+    alpha_start = int(opts.alpha_warmup * opts.iters)
+    best = BestState(model, opts.patience)
+    progress = Progress(opts.iters, "transition", opts.progress)
+    iteration = 0
+    for iteration in range(opts.iters):
+        first = int(torch.randint(0, num_frames - window + 1, (1,), generator=generator))
+        idx = torch.arange(first, first + window, device=device)
+        fit_alpha = iteration >= alpha_start
+        for p in alpha_params:
+            p.requires_grad_(fit_alpha)
+        alpha, shot_a, shot_b = model(idx)
+        loss = objective(opts, model, alpha, shot_a, shot_b, frames[idx])
+        optimizer.zero_grad(set_to_none=True)
+        alpha_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if fit_alpha:
+            alpha_optimizer.step()
+        progress.step(loss.detach())
+        last = iteration == opts.iters - 1
+        if (iteration + 1) % opts.eval_every == 0 or last:
+            stale = best.update(evaluate(model, frames, opts, window), iteration)
+            if stale and fit_alpha and not last:  # not before alpha has had its turn
+                break
+    optimize_seconds = progress.close()
+    best.restore()
+    alpha, shot_a, shot_b = predict(model, frames, window)
+    alpha = snap_alpha(alpha, opts.pure_tolerance)
+    kind, first, last = describe(alpha, black_a, black_b)
+    return Unmixing(alpha, shot_a.cpu(), shot_b.cpu(), kind, first, last, iteration + 1, best.best_step,
+                    time.perf_counter() - start, device_label(device), opts, prior,
+                    dict(optimize=optimize_seconds))
+
+
+@torch.no_grad()
+def evaluate(model: TransitionModel, frames, opts: TransitionOptions, window: int) -> float:
+    total, count = 0.0, 0
+    for idx in frame_windows(len(frames), window):
+        idx = idx.to(frames.device)
+        total += objective(opts, model, *model(idx, perturb=False), frames[idx]).item()
+        count += 1
+    return total / count
+
+
+@torch.no_grad()
+def predict(model: TransitionModel, frames, window: int):
+    """alpha (numpy) and both shots of every frame (overlapping windows averaged)."""
+    shot_a = torch.zeros_like(frames)
+    shot_b = torch.zeros_like(frames)
+    counts = torch.zeros(len(frames), 1, 1, 1, device=frames.device)
+    for idx in frame_windows(len(frames), window, overlap=window // 2):
+        idx = idx.to(frames.device)
+        _, a, b = model(idx, perturb=False)
+        shot_a[idx] += a
+        shot_b[idx] += b
+        counts[idx] += 1
+    alpha = model.alpha().double().cpu().numpy()
+    return alpha, shot_a / counts, shot_b / counts
+
+
+def snap_alpha(alpha: np.ndarray, tolerance: float) -> np.ndarray:
+    """Values within `tolerance` of 1 (0) become exactly 1 (0): one shot alone."""
+    alpha = np.clip(np.asarray(alpha, dtype=np.float64), 0.0, 1.0)
+    alpha[alpha >= 1 - tolerance] = 1.0
+    alpha[alpha <= tolerance] = 0.0
+    return alpha
+
+
+def describe(alpha: np.ndarray, black_a: bool, black_b: bool) -> tuple[str, int, int]:
+    """(kind, first, last) of a snapped alpha curve; see Unmixing."""
+    mixed = np.nonzero((alpha > 0) & (alpha < 1))[0]
+    if len(mixed):
+        kind = "fade from black" if black_a else "fade to black" if black_b else "dissolve"
+        return kind, int(mixed[0]), int(mixed[-1])
+    a_frames = np.nonzero(alpha == 1)[0]
+    if len(a_frames) and len(a_frames) < len(alpha):
+        cut = int(a_frames[-1]) + 1
+        kind = "fade from black" if black_a else "fade to black" if black_b else "hard cut"
+        return kind, cut, cut - 1
+    return "no transition", len(alpha), len(alpha) - 1
+
+
+# ---------------------------------------------------------------- the outputs
+
+def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot_b: torch.Tensor,
+                   black: tuple[bool, bool] = (False, False), fade_damping: float = 0.002):
+    """Both shots of one frame, adjusted so that alpha * A + (1 - alpha) * B is
+    the image: the residual r = image - (alpha * A + (1 - alpha) * B) is shared
+    by the least-norm correction (A += alpha r / n, B += (1 - alpha) r / n,
+    n = alpha^2 + (1 - alpha)^2). A black shot stays black, and the other one
+    takes r / weight, damped where its weight is small (quantisation noise)."""
+    a, b = float(alpha), 1.0 - float(alpha)
+    residual = image - (a * shot_a + b * shot_b)
+    if black[0]:
+        return torch.zeros_like(image), (shot_b + b / (b * b + fade_damping * (b < 1)) * residual).clamp(0, 1)
+    if black[1]:
+        return (shot_a + a / (a * a + fade_damping * (a < 1)) * residual).clamp(0, 1), torch.zeros_like(image)
+    norm = a * a + b * b
+    return (shot_a + a / norm * residual).clamp(0, 1), (shot_b + b / norm * residual).clamp(0, 1)
+
+
+@dataclass
+class TransitionResult:
+    unmixing: Unmixing
+    outputs: list[Path]
+    size: tuple[int, int]
+    num_frames: int
+    fps: Fraction
+
+    def span_text(self) -> str:
+        u, fps = self.unmixing, float(self.fps)
+        if u.kind == "no transition":
+            return "no transition found (shot A throughout)" if u.alpha[0] == 1 else \
+                "no transition found (shot B throughout)"
+        if u.last < u.first:  # a cut
+            what = "hard cut" if u.kind == "hard cut" else f"{u.kind} (a cut)"
+            return f"{what} at frame {u.first} ({u.first / fps:.2f} s)"
+        return (f"{u.kind} over frames {u.first}-{u.last} "
+                f"({u.first / fps:.2f}-{(u.last + 1) / fps:.2f} s)")
+
+
+def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
+    """The whole `ddip-video transition` job: read, unmix, write every output."""
+    opts, _ = resolve_options(opts)
+    clip = load_working_clip(input_path, opts.max_side, opts.fps, min_side=MIN_SIDE)
+    if clip.info.num_frames < 2:
+        raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
+                         f"the input has {clip.info.num_frames}")
+    unmixing = unmix(clip.frames, opts)
+    size = (clip.info.width, clip.info.height)
+    with StagedOutputDir(outdir, input_path) as out:
+        write_shots(input_path, clip.info, unmixing, out, opts)
+        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps)
+        write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
+        outputs = out.commit()
+    return TransitionResult(unmixing, outputs, size, clip.info.num_frames, clip.info.fps)
+
+
+def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:
+    """shot_a.mp4, shot_b.mp4 and preview.png. Where a shot is not visible
+    (A after the transition, B before it) it holds its nearest visible frame;
+    a shot never visible, or black, is black."""
+    size = (info.width, info.height)
+    alpha = unmixing.alpha
+    black = unmixing.black
+
+    def shots_at(t: int, image: torch.Tensor):
+        up = [resize_frames(s[t:t + 1], size)[0] for s in (unmixing.shot_a, unmixing.shot_b)]
+        return split_residual(image, alpha[t], up[0], up[1], black)
+
+    first_b = int(np.argmax(alpha < 1)) if (alpha < 1).any() else None
+    held_b = None  # shot B's first visible frame, held before it
+    if first_b is not None and first_b > 0:
+        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+            if t == first_b:
+                held_b = shots_at(t, to_tensor(frame))[1]
+                break
+    held_a = None  # shot A's latest visible frame, held after it
+    preview_at = set(preview_frames(unmixing, info.num_frames))
+    preview_rows = []
+    audio = input_path if info.has_audio else None
+    writers = [StreamingWriter(out.path("shot_a.mp4"), info.fps, size, "rgb", audio_from=audio),
+               StreamingWriter(out.path("shot_b.mp4"), info.fps, size, "rgb", audio_from=audio)]
+    try:
+        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+            if t >= len(alpha):
+                break
+            image = to_tensor(frame)
+            shot_a, shot_b = shots_at(t, image)
+            if alpha[t] > 0:
+                held_a = shot_a
+            else:
+                shot_a = held_a if held_a is not None else torch.zeros_like(image)
+            if alpha[t] == 1:
+                shot_b = held_b if held_b is not None else torch.zeros_like(image)
+            writers[0].write(shot_a)
+            writers[1].write(shot_b)
+            if t in preview_at:
+                preview_rows.append([image, shot_a, shot_b])
+        for writer in writers:
+            writer.close()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"])
+
+
+def to_tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
+
+
+def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[int]:
+    """Frames for the contact sheet: spread over the transition (one frame
+    either side of it included), or over the clip when there is none."""
+    if unmixing.last < unmixing.first:
+        return sample_frames(num_frames, count)
+    lo, hi = max(0, unmixing.first - 1), min(num_frames - 1, unmixing.last + 1)
+    return [lo + i for i in sample_frames(hi - lo + 1, count)]
+
+
+def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction) -> None:
+    lines = ["frame,time_s,alpha"]
+    lines += [f"{t},{float(t / fps):.6f},{a:.6f}" for t, a in enumerate(alpha)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int = 800, height: int = 400) -> None:
+    """The alpha curve drawn with OpenCV: weight of shot A against time, the
+    transition shaded."""
+    alpha = unmixing.alpha
+    n = len(alpha)
+    img = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 60, 20, 36, 50
+    pw, ph = width - left - right, height - top - bottom
+
+    def xy(t: float, a: float) -> tuple[int, int]:
+        x = left + (t / max(1, n - 1)) * pw
+        return int(round(x)), int(round(top + (1 - a) * ph))
+
+    if unmixing.last >= unmixing.first:
+        x0, _ = xy(unmixing.first, 0)
+        x1, _ = xy(unmixing.last, 0)
+        cv2.rectangle(img, (x0, top), (max(x1, x0 + 1), top + ph), (235, 225, 205), -1)
+    gray, black = (200, 200, 200), (0, 0, 0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for a in (0.0, 0.25, 0.5, 0.75, 1.0):
+        _, y = xy(0, a)
+        cv2.line(img, (left, y), (left + pw, y), gray, 1)
+        cv2.putText(img, f"{a:.2f}", (8, y + 5), font, 0.45, black, 1, cv2.LINE_AA)
+    step = max(1, nice_step(n / 8))
+    for t in range(0, n, step):
+        x, _ = xy(t, 0)
+        cv2.line(img, (x, top + ph), (x, top + ph + 5), black, 1)
+        label = f"{t}"
+        cv2.putText(img, label, (x - 4 * len(label), top + ph + 20), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
+    points = np.array([xy(t, a) for t, a in enumerate(alpha)], np.int32)
+    cv2.polylines(img, [points], False, (200, 80, 0), 2, cv2.LINE_AA)
+    for p in points if n <= 120 else []:
+        cv2.circle(img, tuple(int(v) for v in p), 3, (200, 80, 0), -1, cv2.LINE_AA)
+    duration = n / float(fps)
+    cv2.putText(img, f"alpha (weight of shot A): {unmixing.kind}", (left, 24), font, 0.55, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"frame ({float(fps):g} fps, {duration:.2f} s)", (left + pw // 2 - 80, height - 12), font,
+                0.45, black, 1, cv2.LINE_AA)
+    if not cv2.imwrite(str(path), img):  # drawn in BGR
+        raise OSError(f"could not write {path}")
+
+
+def nice_step(raw: float) -> int:
+    """1, 2, 5, 10, 20, 50, ... at least raw."""
+    if raw <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * power >= raw:
+            return int(m * power)
+    return int(10 * power)
