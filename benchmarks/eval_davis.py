@@ -6,8 +6,9 @@ and of OpenCV's MOG2 and KNN, per sequence.
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg, <seq>/masks/*.png),
 like ../shared/data/davis2016. fgbg runs through the CLI's own code path
 (run_fgbg, writing every output); its binary masks are read back from
-masks/*.png. The hints are the ones that run computed; MOG2 and KNN run on
-frames of the hints' working size. Times are wall-clock seconds per sequence.
+masks/*.png. The hints are the ones that run computed, scaled to its working
+size (what the optimisation starts from); MOG2 and KNN run on frames of the
+hints' working size. Times are wall-clock seconds per sequence.
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def main() -> None:
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
     methods = ["fgbg", "hints"] + list(baselines)
     print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}; "
-          f"hints{' and baselines' if baselines else ''} at longer side {HINT_SIDE}")
+          f"hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
+          + (f"; MOG2 and KNN at longer side {HINT_SIDE}" if baselines else ""))
     print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>10}" for m in methods) + f"{'fgbg s':>9}")
     for row in rows:
         print(f"{row['sequence']:<12}{row['frames']:>7}" + "".join(f"{row[m + '_J']:>10.3f}" for m in methods)

