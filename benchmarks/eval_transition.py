@@ -16,8 +16,11 @@ read back from shot_a.mp4 and shot_b.mp4 and alpha from alpha.csv.
 
 Per clip: PSNR of each recovered shot against the truth, over the frames where
 0.05 < alpha_t < 0.95 (one PSNR over all those frames' pixels, at the clip's
-size); the same for the trivial answer (the input as both shots); the mean
-absolute error of alpha over all frames; and the wall-clock seconds.
+size); the same for the trivial answer (the input as both shots) and for the
+best the working size allows (the true shots shrunk to it and enlarged again,
+then corrected with the true alpha as `transition` corrects its own: what
+perfect shots at that size would score); the mean absolute error of alpha over
+all frames; and the wall-clock seconds.
 """
 from __future__ import annotations
 
@@ -35,8 +38,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip_video.tasks.transition import TransitionOptions, run_transition  # noqa: E402
-from ddip_video.video import read_video  # noqa: E402
+from ddip_video.tasks.transition import TransitionOptions, run_transition, split_residual  # noqa: E402
+from ddip_video.video import read_video, resize_frames, working_size  # noqa: E402
 
 DEFAULT_PAIRS = ["blackswan:car-shadow", "dog:kite-surf", "breakdance:blackswan"]
 
@@ -70,6 +73,19 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
 
 
+def working_size_ceiling(a8: np.ndarray, b8: np.ndarray, mixed8: np.ndarray, alpha: np.ndarray,
+                         frames: np.ndarray, max_side: int) -> tuple[float, float]:
+    """PSNR of perfect shots at the working size, on `frames` (see the module's doc)."""
+    to_float = lambda x: torch.from_numpy(x[frames]).permute(0, 3, 1, 2).float() / 255
+    a, b, mixed = to_float(a8), to_float(b8), to_float(mixed8)
+    size = (a.shape[-1], a.shape[-2])
+    low = working_size(*size, max_side)
+    a_low, b_low = (resize_frames(resize_frames(x, low), size) for x in (a, b))
+    pairs = [split_residual(m, w, x, y) for m, w, x, y in zip(mixed, alpha[frames], a_low, b_low)]
+    return (psnr(to_uint8(torch.stack([p[0] for p in pairs])), a8[frames]),
+            psnr(to_uint8(torch.stack([p[1] for p in pairs])), b8[frames]))
+
+
 def read_alpha(path: Path) -> np.ndarray:
     with open(path, newline="") as f:
         return np.array([float(row["alpha"]) for row in csv.DictReader(f)])
@@ -98,9 +114,11 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
     mixed = (alpha > 0.05) & (alpha < 0.95)
     u = result.unmixing
+    ceiling = working_size_ceiling(a8, b8, mixed8, alpha, mixed, u.options.max_side)
     return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int(mixed.sum()),
                 psnr_a=psnr(got_a[mixed], a8[mixed]), psnr_b=psnr(got_b[mixed], b8[mixed]),
                 trivial_a=psnr(mixed8[mixed], a8[mixed]), trivial_b=psnr(mixed8[mixed], b8[mixed]),
+                ceiling_a=ceiling[0], ceiling_b=ceiling[1],
                 alpha_mae=float(np.abs(got_alpha - alpha).mean()),
                 alpha_mae_classic=float(np.abs(u.classic_alpha - alpha).mean()),
                 kind=u.kind, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
@@ -146,19 +164,21 @@ def main() -> None:
             if args.json:  # after every clip, so that a run cut short keeps what it measured
                 write_json(args, rows)
             print(f"{pair:<24}{shape:<7} A {row['psnr_a']:6.2f} dB  B {row['psnr_b']:6.2f} dB  "
-                  f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
+                  f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
+                  f"{row['ceiling_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
                   f"(classic {row['alpha_mae_classic']:.4f})  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
                   f"{row['seconds']:.1f} s", flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
           f"{rows[0]['frames']} frames at {rows[0]['size']}; PSNR over frames with 0.05 < alpha < 0.95")
-    print(f"{'clip':<31}{'A dB':>7}{'B dB':>7}{'triv A':>8}{'triv B':>8}{'a MAE':>8}{'s':>7}")
+    columns = [("A dB", "psnr_a", ".2f"), ("B dB", "psnr_b", ".2f"), ("triv A", "trivial_a", ".2f"),
+               ("triv B", "trivial_b", ".2f"), ("best A", "ceiling_a", ".2f"), ("best B", "ceiling_b", ".2f"),
+               ("a MAE", "alpha_mae", ".4f"), ("s", "seconds", ".1f")]
+    print(f"{'clip':<31}" + "".join(f"{title:>8}" for title, _, _ in columns))
     for r in rows:
-        print(f"{r['pair'] + ' ' + r['shape']:<31}{r['psnr_a']:>7.2f}{r['psnr_b']:>7.2f}{r['trivial_a']:>8.2f}"
-              f"{r['trivial_b']:>8.2f}{r['alpha_mae']:>8.4f}{r['seconds']:>7.1f}")
-    keys = ["psnr_a", "psnr_b", "trivial_a", "trivial_b", "alpha_mae", "seconds"]
-    means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    print(f"{'mean':<31}{means['psnr_a']:>7.2f}{means['psnr_b']:>7.2f}{means['trivial_a']:>8.2f}"
-          f"{means['trivial_b']:>8.2f}{means['alpha_mae']:>8.4f}{means['seconds']:>7.1f}")
+        print(f"{r['pair'] + ' ' + r['shape']:<31}" + "".join(f"{r[key]:>8{fmt}}" for _, key, fmt in columns))
+    means = {key: float(np.mean([r[key] for r in rows])) for _, key, _ in columns}
+    print(f"{'mean':<31}" + "".join(f"{means[key]:>8{fmt}}" for _, key, fmt in columns))
+    print("(triv: the input as both shots; best: perfect shots at the working size, see the doc)")
     if args.json:
         write_json(args, rows, means)
 

@@ -53,7 +53,9 @@ class TransitionOptions:
     window: int = 8                  # frames per optimisation step
     lr: float = 0.01
     alpha_lr: float = 0.003
-    alpha_warmup: float = 0.3        # fraction of the steps with alpha held at the classic estimate
+    alpha_warmup: float = 0.3        # fraction of the steps with alpha held at the classic estimate,
+    alpha_warmup_min: int = 200      # and at least this many: while the shot nets are crude, a moving
+                                     # alpha soaks up their errors (with fewer steps it never moves)
     exclusion_weight: float = 0.05
     pure_tolerance: float = 0.01     # alpha within this of 1 (0) counts as shot A (B) alone
     black_level: float = 0.03        # a frame whose mean and 99th percentile stay below 3x this is black
@@ -308,7 +310,7 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     shot_params = [p for n, p in model.named_parameters() if not n.startswith("alpha.")]
     optimizer = torch.optim.Adam(shot_params, lr=opts.lr)
     alpha_optimizer = torch.optim.Adam(alpha_params, lr=opts.alpha_lr)
-    alpha_start = int(opts.alpha_warmup * opts.iters)
+    alpha_start = max(int(opts.alpha_warmup * opts.iters), opts.alpha_warmup_min)
     best = BestState(model, opts.patience)
     progress = Progress(opts.iters, "transition", opts.progress)
     iteration = 0
