@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
 from ddip_video.tasks.transition import TransitionOptions, run_transition, split_residual  # noqa: E402
 from ddip_video.video import read_video, resize_frames, working_size  # noqa: E402
 
@@ -63,11 +64,6 @@ def load_sequence(folder: Path, num_frames: int, side: int | None) -> torch.Tens
     return frames[:num_frames]
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """T x 3 x H x W float -> T x H x W x 3 uint8."""
-    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def psnr(x: np.ndarray, y: np.ndarray) -> float:
     mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
@@ -82,8 +78,8 @@ def working_size_ceiling(a8: np.ndarray, b8: np.ndarray, mixed8: np.ndarray, alp
     low = working_size(*size, max_side)
     a_low, b_low = (resize_frames(resize_frames(x, low), size) for x in (a, b))
     pairs = [split_residual(m, w, x, y) for m, w, x, y in zip(mixed, alpha[frames], a_low, b_low)]
-    return (psnr(to_uint8(torch.stack([p[0] for p in pairs])), a8[frames]),
-            psnr(to_uint8(torch.stack([p[1] for p in pairs])), b8[frames]))
+    return (psnr(frames_to_uint8(torch.stack([p[0] for p in pairs])), a8[frames]),
+            psnr(frames_to_uint8(torch.stack([p[1] for p in pairs])), b8[frames]))
 
 
 def read_alpha(path: Path) -> np.ndarray:
@@ -98,7 +94,7 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     if shape == "fade":
         shot_a = torch.zeros_like(shot_a)
     alpha = ramp(num_frames, shape)
-    a8, b8 = to_uint8(shot_a), to_uint8(shot_b)
+    a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
     weights = alpha.reshape(-1, 1, 1, 1)
     mixed8 = np.clip(weights * a8 + (1 - weights) * b8 + 0.5, 0, 255).astype(np.uint8)
     clip_dir, out_dir = workdir / "clip", workdir / "out"
@@ -108,8 +104,8 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     start = time.perf_counter()
     result = run_transition(clip_dir, out_dir, opts)
     seconds = time.perf_counter() - start
-    got_a = to_uint8(read_video(out_dir / "shot_a.mp4")[0])
-    got_b = to_uint8(read_video(out_dir / "shot_b.mp4")[0])
+    got_a = frames_to_uint8(read_video(out_dir / "shot_a.mp4")[0])
+    got_b = frames_to_uint8(read_video(out_dir / "shot_b.mp4")[0])
     got_alpha = read_alpha(out_dir / "alpha.csv")
     assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
     mixed = (alpha > 0.05) & (alpha < 0.95)

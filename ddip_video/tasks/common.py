@@ -87,11 +87,21 @@ class Progress:
         return time.perf_counter() - self.start
 
 
+def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """T x C x H x W float in [0, 1] -> T x H x W x C uint8, rounded."""
+    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """C x H x W float in [0, 1] -> H x W x C uint8 (C = 1 becomes 3 gray channels)."""
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1)
-    return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return frames_to_uint8(image[None])[0]
+
+
+def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8, as iter_frames yields it -> 3 x H x W float in [0, 1]."""
+    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
 
 
 def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],

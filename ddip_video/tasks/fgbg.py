@@ -27,8 +27,8 @@ from ..motion import MotionHints, motion_hints
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, device_label, load_working_clip, sample_frames, seed_everything,
-                     with_device_defaults, write_contact_sheet)
+from .common import (Progress, device_label, frame_to_tensor, frames_to_uint8, load_working_clip, sample_frames,
+                     seed_everything, with_device_defaults, write_contact_sheet)
 
 
 HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
@@ -141,7 +141,7 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     if hints is None:
         hint_size = working_size(frames.shape[-1], frames.shape[-2], HINT_SIDE)
-        hints = motion_hints(to_uint8_frames(resize_frames(frames, hint_size)))
+        hints = motion_hints(frames_to_uint8(resize_frames(frames, hint_size)))
     hints = scale_hints(hints, size)
     frames = resize_frames(frames, size)
     hint_seconds = time.perf_counter() - start
@@ -214,10 +214,6 @@ def predict(model: FgbgModel, frames, hint, window: int):
     return masks / counts, background
 
 
-def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
 @dataclass
 class FgbgResult:
     separation: Separation
@@ -259,7 +255,7 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     preview_rows = []
     try:
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
-            image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255
+            image = frame_to_tensor(frame)
             mask = resize_frames(separation.masks[t:t + 1], size)[0].clamp(0, 1)
             clean = resize_frames(separation.background[t:t + 1], size)[0].clamp(0, 1)
             foreground = image * mask

@@ -35,7 +35,7 @@ from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, device_label, load_working_clip, sample_frames, seed_everything,
+from .common import (Progress, device_label, frame_to_tensor, load_working_clip, sample_frames, seed_everything,
                      with_device_defaults, write_contact_sheet)
 
 
@@ -465,7 +465,7 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     if first_b is not None and first_b > 0:
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
             if t == first_b:
-                held_b = shots_at(t, to_tensor(frame))[1]
+                held_b = shots_at(t, frame_to_tensor(frame))[1]
                 break
     held_a = None  # shot A's latest visible frame, held after it
     preview_at = set(preview_frames(unmixing, info.num_frames))
@@ -477,7 +477,7 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
             if t >= len(alpha):
                 break
-            image = to_tensor(frame)
+            image = frame_to_tensor(frame)
             shot_a, shot_b = shots_at(t, image)
             if alpha[t] > 0:
                 held_a = shot_a
@@ -496,10 +496,6 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
             writer.abort()
         raise
     write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"])
-
-
-def to_tensor(frame: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
 
 
 def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[int]:
