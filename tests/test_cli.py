@@ -92,6 +92,18 @@ def test_bad_option_values_are_usage_errors(tmp_path, sample_clip):
     assert result.returncode == 2 and "max-side must be at least" in result.stderr
 
 
+def test_input_too_small_to_work_on_is_refused(tmp_path):
+    frames = tmp_path / "tiny"
+    frames.mkdir()
+    for t in range(3):
+        cv2.imwrite(str(frames / f"{t}.png"), np.full((7, 9, 3), 40 * t, np.uint8))
+    for task in ("fgbg", "transition"):
+        result = run_cli(task, frames, "-o", tmp_path / "o", "--iters", "2")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "the input is 9x7: too small" in result.stderr and "--max-side" not in result.stderr
+        assert not (tmp_path / "o").exists()
+
+
 def test_output_folder_that_is_a_file_is_refused(tmp_path, sample_clip):
     target = tmp_path / "file"
     target.write_text("x")

@@ -62,11 +62,22 @@ def load_working_clip(path, max_side: int | None, fps=None, read_side: int | Non
     if max_side is not None and max_side < min_side:
         raise InputError(f"--max-side must be at least {min_side}, got {max_side}")
     frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps)
-    width, height = working_size(info.width, info.height, max_side)
-    if min(width, height) < min_side:
-        raise InputError(f"{info.path.name}: the working size {width}x{height} is too small "
-                         f"(at least {min_side} pixels a side; raise --max-side)")
+    try:
+        check_working_size((info.width, info.height), working_size(info.width, info.height, max_side), min_side)
+    except InputError as error:
+        raise InputError(f"{info.path.name}: {error}") from None
     return WorkingClip(frames, info)
+
+
+def check_working_size(input_size: tuple[int, int], size: tuple[int, int], min_side: int) -> None:
+    """Raises InputError when the working size (w, h) has a side under min_side;
+    the advice depends on whether the input itself is that small."""
+    if min(input_size) < min_side:
+        raise InputError(f"the input is {input_size[0]}x{input_size[1]}: too small (at least {min_side} "
+                         "pixels a side)")
+    if min(size) < min_side:
+        raise InputError(f"the working size {size[0]}x{size[1]} is too small (at least {min_side} pixels "
+                         "a side; raise --max-side)")
 
 
 class Progress:

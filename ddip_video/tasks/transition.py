@@ -35,8 +35,8 @@ from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, device_label, frame_to_tensor, load_working_clip, sample_frames, seed_everything,
-                     with_device_defaults, write_contact_sheet)
+from .common import (Progress, check_working_size, device_label, frame_to_tensor, load_working_clip, sample_frames,
+                     seed_everything, with_device_defaults, write_contact_sheet)
 
 
 MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
@@ -293,9 +293,7 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     opts, device = resolve_options(opts)
     generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
-    if min(size) < MIN_SIDE:
-        raise InputError(f"the working size {size[0]}x{size[1]} is too small (at least {MIN_SIDE} pixels a side; "
-                         "raise --max-side)")
+    check_working_size((frames.shape[-1], frames.shape[-2]), size, MIN_SIDE)
     frames = resize_frames(frames.float(), size)
     black_a = is_black(frames[0], opts.black_level)
     black_b = is_black(frames[-1], opts.black_level)
