@@ -48,6 +48,12 @@ def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _common_options(args) -> dict:
+    """The TaskOptions fields from the flags _add_common declares."""
+    return dict(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed, fps=args.fps,
+                progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.fgbg import DEFAULTS as FGBG_DEFAULTS
     from .tasks.transition import DEFAULTS as TRANSITION_DEFAULTS
@@ -95,8 +101,7 @@ def run_info() -> int:
 def run_fgbg(args) -> int:
     from .tasks.fgbg import FgbgOptions, run_fgbg as run
 
-    opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                       fps=args.fps, mask_png=args.mask_png, progress=not args.quiet)
+    opts = FgbgOptions(**_common_options(args), mask_png=args.mask_png)
     result = run(args.input, args.output, opts)
     sep = result.separation
     print(f"fgbg: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output} in "
@@ -108,8 +113,7 @@ def run_fgbg(args) -> int:
 def run_transition(args) -> int:
     from .tasks.transition import TransitionOptions, run_transition as run
 
-    opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                             fps=args.fps, progress=not args.quiet)
+    opts = TransitionOptions(**_common_options(args))
     result = run(args.input, args.output, opts)
     u = result.unmixing
     print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,19 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def with_device_defaults(opts, defaults: dict):
+@dataclass
+class TaskOptions:
+    """The options every task takes (the CLI's common flags); each task's
+    options add its own tuning to these."""
+    device: str = "auto"
+    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
+    iters: int | None = None         # optimisation steps; None: per device
+    seed: int = 0
+    fps: Fraction | None = None      # frame rate of an image folder
+    progress: bool = True
+
+
+def with_device_defaults(opts: TaskOptions, defaults: dict):
     """(opts with max_side and iters filled in where None from defaults[device type], the device).
     defaults: {"cuda": dict(max_side=..., iters=...), "cpu": {...}}."""
     device = choose_device(opts.device)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -27,8 +26,8 @@ from ..motion import MotionHints, motion_hints
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, device_label, frame_to_tensor, frames_to_uint8, load_working_clip, sample_frames,
-                     seed_everything, with_device_defaults, write_contact_sheet)
+from .common import (Progress, TaskOptions, device_label, frame_to_tensor, frames_to_uint8, load_working_clip,
+                     sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
 
 
 HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
@@ -54,14 +53,8 @@ def cv2_resize_stack(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass
-class FgbgOptions:
-    device: str = "auto"
-    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
-    iters: int | None = None         # optimisation steps; None: per device
-    seed: int = 0
-    fps: Fraction | None = None      # frame rate of an image folder
+class FgbgOptions(TaskOptions):
     mask_png: bool = False
-    progress: bool = True
     window: int = 8                  # frames per optimisation step
     lr: float = 0.005
     warmup: float = 0.25             # fraction of the steps spent on the hints alone

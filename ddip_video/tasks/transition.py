@@ -35,21 +35,15 @@ from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, check_working_size, device_label, frame_to_tensor, load_working_clip, sample_frames,
-                     seed_everything, with_device_defaults, write_contact_sheet)
+from .common import (Progress, TaskOptions, check_working_size, device_label, frame_to_tensor, load_working_clip,
+                     sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
 
 
 MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
 
 
 @dataclass
-class TransitionOptions:
-    device: str = "auto"
-    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
-    iters: int | None = None         # optimisation steps; None: per device
-    seed: int = 0
-    fps: Fraction | None = None      # frame rate of an image folder
-    progress: bool = True
+class TransitionOptions(TaskOptions):
     window: int = 8                  # frames per optimisation step
     lr: float = 0.01
     alpha_lr: float = 0.003
