@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, classic_alpha, decreasing_fit, describe,
-                                         energy_alpha, gray_gradients, projection_alpha, snap_alpha, split_residual,
-                                         thumbnails, unmix)
+                                         energy_alpha, gray_gradients, looks_like_one_shot, projection_alpha,
+                                         snap_alpha, split_residual, thumbnails, unmix)
 from ddip_video.video import StreamingWriter, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -106,6 +106,19 @@ def test_classic_alpha_finds_a_hard_cut_between_real_shots(two_shots):
     alpha = np.r_[np.ones(4), np.zeros(FRAMES - 4)]
     estimate = classic_alpha(mix(*two_shots, alpha))
     assert np.abs(estimate - alpha).max() < 0.05
+
+
+def test_one_shot_is_told_from_dissolves_and_cuts(sample_clip, second_clip):
+    # at 160 px, the size the thresholds were measured at
+    a, _ = read_video(sample_clip, max_side=160)
+    b, _ = read_video(second_clip, max_side=160)
+    n = 20
+    clips = {"one shot A": (a[:n], True), "one shot B": (b[:n], True),
+             "dissolve": (mix(a[:n], b[:n], ramp(n, "middle")), False),
+             "whole dissolve": (mix(a[:n], b[:n], ramp(n, "whole")), False),
+             "cut": (mix(a[:n], b[:n], np.r_[np.ones(7), np.zeros(n - 7)]), False)}
+    for name, (frames, one) in clips.items():
+        assert looks_like_one_shot(frames, classic_alpha(frames)) == one, name
 
 
 def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
@@ -227,6 +240,24 @@ def test_cli_end_to_end(tmp_path, sample_clip, second_clip):
     preview = cv2.imread(str(outdir / "preview.png"))
     assert preview is not None and preview.shape[1] == 3 * 320
     assert source.num_frames == n
+
+
+def test_cli_passes_a_clip_without_transition_through(tmp_path, sample_clip):
+    outdir = tmp_path / "out"
+    result = run_cli("transition", sample_clip, "-o", outdir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert "no transition found (shot A throughout)" in line and "no optimisation needed" in line, line
+    with open(outdir / "alpha.csv", newline="") as f:
+        curve = [float(r[2]) for r in list(csv.reader(f))[1:]]
+    info = probe(sample_clip)
+    assert curve == [1.0] * info.num_frames
+    source, _ = read_video(sample_clip, max_side=160)
+    shot_a, _ = read_video(outdir / "shot_a.mp4", max_side=160)
+    shot_b, _ = read_video(outdir / "shot_b.mp4", max_side=160)
+    assert len(shot_a) == len(shot_b) == info.num_frames
+    assert min(psnr(x, y) for x, y in zip(shot_a, source)) > 30  # the input, re-encoded
+    assert shot_b.max() < 0.02  # never seen: black
 
 
 @pytest.mark.slow

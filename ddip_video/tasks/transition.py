@@ -14,7 +14,9 @@ shared between the shots so that every output frame mixes back into the
 input exactly; where only one shot is visible (before and after the
 transition, either side of a hard cut) that shot is the input unchanged.
 A fade is a dissolve with a black shot: a black first (last) frame makes
-shot A (B) exactly black, and the other shot is all the model fits.
+shot A (B) exactly black, and the other shot is all the model fits. A clip
+that holds no transition at all (one shot, no cut, no mix: see
+looks_like_one_shot) is reported as such and passes through as shot A.
 """
 from __future__ import annotations
 
@@ -167,6 +169,69 @@ def classic_alpha(frames: torch.Tensor) -> np.ndarray:
     return decreasing_fit((projection + energy) / 2)
 
 
+# A mix of two shots with weight a has, in every block, about a^2 the energy of
+# A's gradients plus (1 - a)^2 B's: the mix model explains a mixed frame's
+# blocks far better than either shot alone does, and the frame's whole energy
+# dips (to about half at a = 0.5). A single shot whose content moves explains
+# neither way. Measured at 160 px on 40 real dissolves (20 ordered DAVIS pairs,
+# whole and middle shapes) and 12 single-shot clips (the five DAVIS sequences,
+# their first 40 frames and whole, CDnet highway, the shipped sample): the
+# median mismatch ratio is 0.40-0.74 for dissolves and 0.93-1.27 for single
+# shots, which tells them apart; the energy dip (0.37-0.56 against 0.56-1.08)
+# overlaps, and only guards: a clip must also stay above 0.5 to be one shot.
+# A real cut changes the thumbnails between two frames far more than the clip's
+# other steps do: 14-38x their median on 40 DAVIS cuts (after 3 or 20 frames),
+# 1.3-5.0x for the largest step of the single-shot clips.
+ONE_SHOT_MISMATCH_RATIO = 0.85
+ONE_SHOT_ENERGY_DIP = 0.5
+CUT_STEP_RATIO = 8.0
+
+
+def looks_like_one_shot(frames: torch.Tensor, alpha: np.ndarray) -> bool:
+    """Whether a clip (at least 3 frames) whose classic alpha estimate is
+    `alpha` holds no transition: the mix model fits its half-mixed frames
+    (0.25 < alpha < 0.75) no better than one shot alone and their gradient
+    energy does not dip (or there is no such frame); and no cut stands out."""
+    if len(frames) < 3 or largest_step_ratio(frames) >= CUT_STEP_RATIO:
+        return False
+    figures = mix_evidence(frames, alpha)
+    return figures is None or (figures[0] > ONE_SHOT_MISMATCH_RATIO and figures[1] > ONE_SHOT_ENERGY_DIP)
+
+
+def largest_step_ratio(frames: torch.Tensor) -> float:
+    """The largest change of the thumbnails between neighbouring frames over the
+    median of the other changes."""
+    steps = np.abs(np.diff(thumbnails(frames), axis=0)).mean(1)
+    k = int(np.argmax(steps))
+    return float(steps[k] / max(float(np.median(np.delete(steps, k))), 1e-12))
+
+
+def mix_evidence(frames: torch.Tensor, alpha: np.ndarray, block: int = 8) -> tuple[float, float] | None:
+    """(median mismatch ratio, energy dip) over the half-mixed frames (see
+    above), or None where there is none."""
+    pure_a, pure_b = np.nonzero(alpha >= 0.97)[0], np.nonzero(alpha <= 0.03)[0]
+    mixed = [t for t in range(len(alpha)) if 0.25 < alpha[t] < 0.75]
+    if not mixed or not len(pure_a) or not len(pure_b):
+        return None
+    start, end = int(pure_a.max()), int(pure_b.min())
+    dx, dy = gray_gradients(frames)
+    pooled = lambda x: F.avg_pool2d(x, block).flatten(1).numpy()
+    energy = pooled(dx * dx + dy * dy)
+    a, b = energy[start], energy[end]
+    cross = pooled(dx[start:start + 1] * dx[end:end + 1] + dy[start:start + 1] * dy[end:end + 1])[0]
+    eps = 1e-5
+
+    def mismatch(t: int, w: float) -> float:
+        model = w * w * a + (1 - w) ** 2 * b + 2 * w * (1 - w) * cross
+        return float(np.abs(np.log(energy[t] + eps) - np.log(np.maximum(model, 0) + eps)).mean())
+
+    ratio = np.median([mismatch(t, alpha[t]) / max(min(mismatch(t, 1.0), mismatch(t, 0.0)), 1e-12)
+                       for t in mixed])
+    total = energy.mean(1)
+    dip = min(total[t] / max(alpha[t] * total[start] + (1 - alpha[t]) * total[end], 1e-12) for t in mixed)
+    return float(ratio), float(dip)
+
+
 def is_black(frame: torch.Tensor, level: float) -> bool:
     """Whether a 3 x h x w frame in [0, 1] is black (a fade's black shot)."""
     gray = frame.float().mean(0)
@@ -294,6 +359,8 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     if black_a and black_b:
         raise InputError("the first and the last frames are both black: no shot to recover")
     prior = classic_alpha(frames)
+    if not (black_a or black_b) and looks_like_one_shot(frames, prior):
+        return one_shot(frames, opts, device, prior, time.perf_counter() - start)
     num_frames, _, h, w = frames.shape
     model = TransitionModel(num_frames, h, w, prior, black_a, black_b, generator).to(device)
     frames = frames.to(device)
@@ -334,6 +401,15 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     return Unmixing(alpha, shot_a.cpu(), shot_b.cpu(), kind, first, last, iteration + 1, best.best_step,
                     time.perf_counter() - start, device_label(device), opts, prior,
                     dict(optimize=optimize_seconds))
+
+
+def one_shot(frames: torch.Tensor, opts: TransitionOptions, device: torch.device, prior: np.ndarray,
+             seconds: float) -> Unmixing:
+    """The answer for a clip that holds no transition: shot A is the input
+    throughout, shot B is never seen; no optimisation runs."""
+    alpha = np.ones(len(frames))
+    return Unmixing(alpha, frames.cpu(), torch.zeros_like(frames).cpu(), "no transition", len(frames),
+                    len(frames) - 1, 0, -1, seconds, device_label(device), opts, prior, dict(optimize=0.0))
 
 
 @torch.no_grad()
