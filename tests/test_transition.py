@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, classic_alpha, decreasing_fit, describe,
-                                         energy_alpha, gray_gradients, looks_like_one_shot, projection_alpha,
-                                         snap_alpha, split_residual, thumbnails, unmix)
+from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, classic_alpha, classic_view, decreasing_fit,
+                                         describe, energy_alpha, gray_gradients, looks_like_one_shot,
+                                         projection_alpha, snap_alpha, split_residual, thumbnails, unmix)
 from ddip_video.video import StreamingWriter, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -118,7 +118,7 @@ def test_one_shot_is_told_from_dissolves_and_cuts(sample_clip, second_clip):
              "whole dissolve": (mix(a[:n], b[:n], ramp(n, "whole")), False),
              "cut": (mix(a[:n], b[:n], np.r_[np.ones(7), np.zeros(n - 7)]), False)}
     for name, (frames, one) in clips.items():
-        assert looks_like_one_shot(frames, classic_alpha(frames)) == one, name
+        assert looks_like_one_shot(classic_view(frames), classic_alpha(frames)) == one, name
 
 
 def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
