@@ -307,18 +307,26 @@ def _change(frames: np.ndarray, homographies: np.ndarray, static: bool) -> np.nd
 
 def _change_log_odds(change: np.ndarray, static: bool) -> np.ndarray:
     weight = STILL_CHANGE_WEIGHT if static else CHANGE_WEIGHT
-    log_odds = weight * (np.log(change + 1.0) - np.log(CHANGE_LEVEL))
-    return np.nan_to_num(log_odds, nan=0.0)  # no background seen there: no evidence either way
+    shifted = change + 1.0
+    log_odds = np.log(shifted, out=shifted) - np.log(CHANGE_LEVEL)
+    log_odds *= weight
+    return np.nan_to_num(log_odds, copy=False, nan=0.0)  # no background seen there: no evidence either way
 
 
 def _colour_index(frames: np.ndarray) -> np.ndarray:
-    q = frames.astype(np.int32) * COLOUR_BINS // 256
-    return (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
+    """T x h x w int16: each pixel's RGB histogram bin (COLOUR_BINS divides 256; kept
+    small, as it lives through both colour passes)."""
+    q = frames // (256 // COLOUR_BINS)  # uint8, no wide temporary
+    index = q[..., 0].astype(np.int16) * COLOUR_BINS
+    index += q[..., 1]
+    index *= COLOUR_BINS
+    index += q[..., 2]
+    return index
 
 
-def _colour_log_odds(frames: np.ndarray, fg_samples: np.ndarray, bg_samples: np.ndarray) -> np.ndarray:
-    """Per-pixel log(p(colour | fg) / p(colour | bg)) from clip-wide histograms."""
-    index = _colour_index(frames)
+def _colour_log_odds(index: np.ndarray, fg_samples: np.ndarray, bg_samples: np.ndarray) -> np.ndarray:
+    """Per-pixel log(p(colour | fg) / p(colour | bg)) from clip-wide histograms;
+    index: _colour_index of the frames."""
     bins = COLOUR_BINS**3
     fg = np.bincount(index[fg_samples], minlength=bins) + 1.0  # +1: colours seen in neither
     bg = np.bincount(index[bg_samples], minlength=bins) + 1.0
@@ -363,11 +371,11 @@ def _colour_samples(mask: np.ndarray, confident: np.ndarray | None = None) -> tu
     return fg, bg
 
 
-def _with_colour(frames: np.ndarray, log_odds: np.ndarray, samples: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _with_colour(index: np.ndarray, log_odds: np.ndarray, samples: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     fg, bg = samples
     if not fg.any() or not bg.any():
         return log_odds
-    return log_odds + COLOUR_WEIGHT * _colour_log_odds(frames, fg, bg)
+    return log_odds + COLOUR_WEIGHT * _colour_log_odds(index, fg, bg)
 
 
 def _grabcut(frame: np.ndarray, log_odds: np.ndarray, static: bool) -> np.ndarray:
@@ -411,16 +419,27 @@ def motion_hints(frames: np.ndarray) -> MotionHints:
             np.zeros((1, h, w), np.float32), np.zeros((1, h, w), bool), np.eye(3)[None].copy(), True
         )
     pairs, homographies, static = _camera(_gray(frames))
-
     ratio = _motion_ratio(pairs, (h, w))
+    del pairs  # the flows (16 bytes a pixel) are the largest thing held; nothing needs them now
+
+    # Large T x h x w maps are updated in place and dropped after their last use: the
+    # hints' peak memory bounds the clip length a machine can take.
     motion = np.log(ratio + 1e-3) - np.log(MOTION_RATIO)
-    evidence = motion + _change_log_odds(_change(frames, homographies, static), static)
+    evidence = _change_log_odds(_change(frames, homographies, static), static)
+    evidence += motion
 
     # Colours, first from what clearly moves; then again from the first result, which
     # already drops moving background coloured like background (shadows, ripples) and
     # holds the still parts of the object.
-    log_odds = _with_colour(frames, evidence, _colour_samples(_segment(motion, static), ratio > CORE_RATIO))
-    log_odds = _with_colour(frames, evidence, _colour_samples(_segment(log_odds, static), log_odds > 0))
+    index = _colour_index(frames)
+    first_samples = _colour_samples(_segment(motion, static), ratio > CORE_RATIO)
+    del motion, ratio
+    log_odds = _with_colour(index, evidence, first_samples)
+    del first_samples
+    second_samples = _colour_samples(_segment(log_odds, static), log_odds > 0)
+    del log_odds
+    log_odds = _with_colour(index, evidence, second_samples)
+    del index, evidence, second_samples
 
     mask = np.stack([_grabcut(frame, odds, static) for frame, odds in zip(frames, log_odds)])
     prob = _soft_mask(log_odds, mask)
@@ -429,7 +448,13 @@ def motion_hints(frames: np.ndarray) -> MotionHints:
 
 def _soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Evidence and decision in one map: mostly above 0.5 inside the mask, below it outside."""
-    evidence = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -30, 30)))
+    evidence = np.clip(log_odds, -30, 30)  # the logistic, in place: these maps are the clip's size
+    np.negative(evidence, out=evidence)
+    np.exp(evidence, out=evidence)
+    evidence += 1.0
+    np.reciprocal(evidence, out=evidence)
     sigma = SOFT_EDGE * max(mask.shape[1:]) / REFERENCE_SIDE
-    decided = np.stack([cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma) for m in mask])
-    return (0.5 * (evidence + decided)).astype(np.float32)
+    for t, m in enumerate(mask):
+        evidence[t] += cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
+    evidence *= 0.5
+    return evidence.astype(np.float32)

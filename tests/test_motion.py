@@ -240,3 +240,15 @@ def test_motion_hints_rejects_bad_input():
         motion_hints(np.zeros((3, 20, 20), np.uint8))
     with pytest.raises(ValueError):
         motion_hints(np.zeros((3, 20, 20, 3), np.float32))
+
+
+def test_colour_index_is_the_rgb_histogram_bin():
+    from ddip_video.motion import COLOUR_BINS, _colour_index
+
+    values = np.arange(256, dtype=np.uint8)
+    rgb = np.stack(np.meshgrid(values, values[::-1], values[::3], indexing="ij"), axis=-1)[None]  # every level
+    q = rgb.astype(np.int64) * COLOUR_BINS // 256
+    expected = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
+    index = _colour_index(rgb)
+    assert index.shape == rgb.shape[:-1] and np.array_equal(index, expected)
+    assert index.min() == 0 and index.max() == COLOUR_BINS**3 - 1
