@@ -32,7 +32,10 @@ class FrameCodes(nn.Module):
         for t in range(1, num_frames):
             codes[t] = correlation * codes[t - 1] + innovation * torch.randn(
                 channels, height, width, generator=generator)
-        self.register_buffer("codes", codes * scale)
+        # Fixed inputs, drawn from the seed, are buffers outside the state dict
+        # (persistent=False): BestState keeps no copy of them, which would double
+        # the largest thing a long clip holds.
+        self.register_buffer("codes", codes * scale, persistent=False)
         self.reg_noise_std = reg_noise_std
 
     def forward(self, frames: torch.Tensor, perturb: bool = True) -> torch.Tensor:
@@ -89,8 +92,8 @@ class PanoramaBackground(nn.Module):
                  generator: torch.Generator | None = None):
         super().__init__()
         code = 0.1 * torch.randn(1, code_channels, geometry.height, geometry.width, generator=generator)
-        self.register_buffer("code", code)
-        self.register_buffer("grids", geometry.grids)
+        self.register_buffer("code", code, persistent=False)  # fixed, like FrameCodes.codes
+        self.register_buffer("grids", geometry.grids, persistent=False)
         self.net = SkipNet(code_channels, 3, channels)
         self.reg_noise_std = reg_noise_std
 
@@ -121,7 +124,8 @@ def frame_windows(num_frames: int, window: int, overlap: int = 0) -> list[torch.
 
 class BestState:
     """Keeps a copy of the modules' state at the lowest score seen, and says
-    when the score has not improved for `patience` checks."""
+    when the score has not improved for `patience` checks. The state is the
+    state dict: the weights, not the fixed inputs (non-persistent buffers)."""
 
     def __init__(self, module: nn.Module, patience: int, min_delta: float = 1e-4):
         self.module, self.patience, self.min_delta = module, patience, min_delta

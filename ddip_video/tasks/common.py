@@ -111,9 +111,15 @@ class Progress:
         return time.perf_counter() - self.start
 
 
-def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """T x C x H x W float in [0, 1] -> T x H x W x C uint8, rounded."""
-    return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+def frames_to_uint8(frames: torch.Tensor, chunk: int = 32) -> np.ndarray:
+    """T x C x H x W float in [0, 1] -> T x H x W x C uint8, rounded; a chunk of
+    frames at a time, so that the float temporaries stay small for a long clip."""
+    t, c, h, w = frames.shape
+    out = np.empty((t, h, w, c), np.uint8)
+    for s in range(0, t, chunk):
+        part = (frames[s:s + chunk].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        out[s:s + chunk] = part.permute(0, 2, 3, 1).cpu().numpy()
+    return out
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -269,10 +269,11 @@ class AlphaCurve(nn.Module):
         if len(prior) < 2:
             raise ValueError("an alpha curve needs at least 2 frames")
         drops = np.maximum(-np.diff(np.concatenate([[1.0], prior[1:-1], [0.0]])), 0.0)
-        self.register_buffer("prior", torch.from_numpy(np.log(drops / max(drops.sum(), 1e-12) + floor)).float())
+        prior_logits = torch.from_numpy(np.log(drops / max(drops.sum(), 1e-12) + floor)).float()
+        self.register_buffer("prior", prior_logits, persistent=False)  # fixed, like FrameCodes.codes
         codes = FrameCodes(len(drops), code_channels, 1, 1, correlation=0.9, scale=1.0,
                            generator=generator).codes
-        self.register_buffer("codes", codes[:, :, 0, 0].t().unsqueeze(0))  # 1 x C x (T - 1)
+        self.register_buffer("codes", codes[:, :, 0, 0].t().unsqueeze(0), persistent=False)  # 1 x C x (T - 1)
         self.net = nn.Sequential(nn.Conv1d(code_channels, hidden, 5, padding=2), nn.LeakyReLU(0.2),
                                  nn.Conv1d(hidden, hidden, 5, padding=2), nn.LeakyReLU(0.2),
                                  nn.Conv1d(hidden, 1, 5, padding=2))
