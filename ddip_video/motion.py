@@ -117,11 +117,18 @@ def _pixel_grid(h: int, w: int) -> np.ndarray:
     return np.stack([xs, ys], axis=-1)
 
 
-def _flows(gray: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """forward[t]: flow t -> t+1; backward[t]: flow t+1 -> t (both h x w x 2)."""
+def _flows(gray: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """forward[t]: flow t -> t+1; backward[t]: flow t+1 -> t (both (T-1) x h x w x 2).
+
+    Each in one block, not a list of per-frame arrays: the allocator returns a block
+    this size to the system when it is freed, but keeps small freed arrays resident."""
     dis = _dis()
-    forward = [dis.calc(a, b, None) for a, b in zip(gray[:-1], gray[1:])]
-    backward = [dis.calc(b, a, None) for a, b in zip(gray[:-1], gray[1:])]
+    forward = np.empty((len(gray) - 1, *gray[0].shape, 2), np.float32)
+    backward = np.empty_like(forward)
+    for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
+        forward[t] = dis.calc(a, b, None)
+    for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
+        backward[t] = dis.calc(b, a, None)
     return forward, backward
 
 
@@ -173,8 +180,8 @@ def _camera_flow(homography: np.ndarray, grid: np.ndarray) -> np.ndarray:
 class _FramePairs:
     """Flows and homographies between neighbouring frames (index t: frames t and t+1)."""
 
-    forward: list[np.ndarray]  # flow t -> t+1
-    backward: list[np.ndarray]  # flow t+1 -> t
+    forward: np.ndarray  # (T-1) x h x w x 2: flow t -> t+1
+    backward: np.ndarray  # flow t+1 -> t
     h_forward: list[np.ndarray]  # homography t -> t+1
     h_backward: list[np.ndarray]  # homography t+1 -> t
 
