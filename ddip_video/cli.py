@@ -136,6 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ddip-video {args.command}: interrupted; no output was written", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
+        where = _out_of_memory(error)
+        if where is None:
+            raise
+        print(f"ddip-video {args.command}: error: out of {where} memory; no output was written. Try a lower "
+              "--max-side or a shorter clip", file=sys.stderr)
+        return 1
+
+
+def _out_of_memory(error: BaseException) -> str | None:
+    """'GPU' or 'host' where error is an allocation failure (torch's, numpy's), else None."""
+    import torch
+
+    if isinstance(error, torch.OutOfMemoryError):
+        return "GPU" if "CUDA" in str(error) or "GPU" in str(error) else "host"
+    if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
+        return "host"
+    return None
 
 
 if __name__ == "__main__":

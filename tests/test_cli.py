@@ -110,3 +110,60 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path, sample_clip):
     result = run_cli("fgbg", sample_clip, "-o", target, "--iters", "2")
     assert result.returncode == 2 and "is a file" in result.stderr
     assert target.read_text() == "x"
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the work started")
+
+
+def test_output_folder_is_checked_before_the_work(tmp_path, sample_clip, monkeypatch, capsys):
+    import ddip_video.tasks.fgbg as fgbg
+    import ddip_video.tasks.transition as transition
+
+    monkeypatch.setattr(fgbg, "load_working_clip", _no_work)
+    monkeypatch.setattr(transition, "load_working_clip", _no_work)
+    target = tmp_path / "file"
+    target.write_text("x")
+    for task in ("fgbg", "transition"):
+        assert main([task, str(sample_clip), "-o", str(target), "--device", "cpu", "--quiet"]) == 2
+        assert "the output folder is a file" in capsys.readouterr().err
+    assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize("task", ["fgbg", "transition"])
+def test_clip_too_long_for_the_memory_is_refused_before_the_work(task, tmp_path, sample_clip, monkeypatch,
+                                                                  capsys):
+    import ddip_video.tasks.common as common
+
+    # 0.26 GiB free: less than either task needs for the sample's 30 frames (tests/test_memory.py)
+    monkeypatch.setattr(common, "available_memory", lambda: 0.26 * 2**30)
+    monkeypatch.setattr(common, "read_video", _no_work)
+    outdir = tmp_path / "out"
+    assert main([task, str(sample_clip), "-o", str(outdir), "--device", "cpu", "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ddip-video {task}: error: blackswan.mp4: its 30 frames need "
+                                                   "at least"), lines
+    assert "GiB is free; split the clip into parts of at most" in lines[0]
+    assert not outdir.exists()
+
+
+@pytest.mark.parametrize("message, where", [("CUDA out of memory. Tried to allocate 2.00 GiB", "GPU"),
+                                            ("DefaultCPUAllocator: can't allocate memory: you tried", "host")])
+def test_out_of_memory_is_one_line_exit_1_and_writes_nothing(message, where, tmp_path, sample_clip, monkeypatch,
+                                                             capsys):
+    import torch
+
+    import ddip_video.tasks.transition as transition
+
+    error = torch.OutOfMemoryError(message) if where == "GPU" else RuntimeError(message)
+    monkeypatch.setattr(transition, "unmix", lambda *args: (_ for _ in ()).throw(error))
+    outdir = tmp_path / "out"
+    args = ["transition", str(sample_clip), "-o", str(outdir), "--device", "cpu", "--max-side", "64", "--quiet"]
+    assert main(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"ddip-video transition: error: out of {where} memory; no output was written. Try a lower "
+                     "--max-side or a shorter clip"]
+    assert not outdir.exists()
+    monkeypatch.setattr(transition, "unmix", lambda *args: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # any other error is not dressed up as one
+        main(args)

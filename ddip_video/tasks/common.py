@@ -3,10 +3,12 @@ reading the input at a working size, and the contact-sheet preview."""
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..video import VideoInfo, read_video, working_size
+from ..video import VideoInfo, probe, read_video, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -67,19 +69,94 @@ class WorkingClip:
     info: VideoInfo
 
 
+LOADED_BYTES = 0.25 * 2**30  # resident once Python, torch, OpenCV and PyAV are loaded (measured)
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """At least how much memory a task takes for a clip: base + per_frame bytes a frame."""
+    base: float
+    per_frame: float
+
+    def total(self, num_frames: int) -> float:
+        return self.base + self.per_frame * num_frames
+
+
 def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      min_side: int = 16) -> WorkingClip:
+                      min_side: int = 16, memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
     """Reads the clip with its longer side at most read_side (default: max_side;
     None reads the full size), after checking that the working size that
-    max_side gives keeps at least min_side pixels a side."""
+    max_side gives keeps at least min_side pixels a side and, given `memory`
+    (what the task needs for a clip), that the machine has that much."""
     if max_side is not None and max_side < min_side:
         raise InputError(f"--max-side must be at least {min_side}, got {max_side}")
-    frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps)
+    info = probe(path, fps)
     try:
         check_working_size((info.width, info.height), working_size(info.width, info.height, max_side), min_side)
     except InputError as error:
         raise InputError(f"{info.path.name}: {error}") from None
+    if memory is not None:
+        check_memory(info, memory(info))
+    frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps, info=info)
     return WorkingClip(frames, info)
+
+
+def check_memory(info: VideoInfo, need: MemoryNeed, available: float | None = None) -> None:
+    """Raises InputError, before any work, when the clip needs more memory than
+    is free (available: bytes; default available_memory()). Without this, Linux
+    kills the process without a word once memory runs out."""
+    available = available_memory() if available is None else available
+    needed = need.total(info.num_frames)
+    if available is None or needed <= available:
+        return
+    fits = max(1, int((available - need.base) // need.per_frame))
+    raise InputError(f"{info.path.name}: its {info.num_frames} frames need at least {needed / 2**30:.1f} GiB of "
+                     f"memory and {available / 2**30:.1f} GiB is free; split the clip into parts of at most "
+                     f"{fits} frames")
+
+
+def available_memory() -> float | None:
+    """Bytes of memory this process can still take: the kernel's MemAvailable,
+    less where the process's cgroup (a container) has a lower limit; None where
+    unknown (not Linux)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.MULTILINE)
+    if found is None:
+        return None
+    available = int(found.group(1)) * 1024
+    room = cgroup_room()
+    return float(min(available, room) if room is not None else available)
+
+
+def cgroup_room(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The process's cgroup memory limit less what the cgroup uses (not counting
+    page cache it can drop), or None where it has no limit or none can be read."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.count(":") < 2:
+            continue
+        _, controllers, group = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            folder, names = root / group.lstrip("/"), ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):  # cgroup v1
+            folder = root / "memory" / group.lstrip("/")
+            names = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        try:
+            limit, usage = (int((folder / name).read_text()) for name in names[:2])
+            stat = dict(entry.split() for entry in (folder / "memory.stat").read_text().splitlines())
+        except (OSError, ValueError):  # "max" (no limit), or a folder this process cannot see
+            continue
+        if limit < 2**60:
+            return limit - max(0, usage - int(stat.get(names[2], 0)))
+    return None
 
 
 def check_working_size(input_size: tuple[int, int], size: tuple[int, int], min_side: int) -> None:

@@ -25,9 +25,9 @@ from ..model import BestState, FrameCodes, PanoramaBackground, frame_windows, pa
 from ..motion import MotionHints, motion_hints
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
-from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, TaskOptions, device_label, frame_to_tensor, frames_to_uint8, load_working_clip,
-                     sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
+from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, working_size
+from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, device_label, frame_to_tensor, frames_to_uint8,
+                     load_working_clip, sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
 
 
 HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
@@ -75,6 +75,19 @@ DEFAULTS = {"cuda": dict(max_side=427, iters=800), "cpu": dict(max_side=160, ite
 def resolve_options(opts: FgbgOptions) -> tuple[FgbgOptions, torch.device]:
     """The options with the device's defaults filled in, and the device."""
     return with_device_defaults(opts, DEFAULTS)
+
+
+# A long clip's memory goes to the motion hints (the frames at HINT_SIDE, both flows,
+# the evidence maps), on the host whatever the device: their peak (CPU, 854x480, 100,
+# 200 and 400 frames, benchmarks/README "Memory") grows by 4.9-5.3 MB a frame, 48-52
+# bytes a pixel at 427x240. The check counts a little less: it refuses only what cannot fit.
+HINT_BYTES_PER_PIXEL = 45
+
+
+def memory_need(info: VideoInfo) -> MemoryNeed:
+    """At least the memory fgbg takes for the clip `info` describes."""
+    w, h = working_size(info.width, info.height, HINT_SIDE)
+    return MemoryNeed(LOADED_BYTES, HINT_BYTES_PER_PIXEL * w * h)
 
 
 class FgbgModel(nn.Module):
@@ -224,13 +237,12 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     """The whole `ddip-video fgbg` job: read, separate, write every output."""
     opts, _ = resolve_options(opts)
     read_side = max(opts.max_side, HINT_SIDE)
-    clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side)
-    separation = separate(clip.frames, opts)
-    size = (clip.info.width, clip.info.height)
-    with StagedOutputDir(outdir, input_path) as out:
+    with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+        clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side, memory=memory_need)
+        separation = separate(clip.frames, opts)
         write_layers(input_path, clip.info, separation, out, opts)
         outputs = out.commit()
-    return FgbgResult(separation, outputs, size, clip.info.num_frames)
+    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames)
 
 
 def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions) -> None:

@@ -36,9 +36,10 @@ from ..errors import InputError
 from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
-from ..video import StagedOutputDir, StreamingWriter, iter_frames, resize_frames, working_size
-from .common import (Progress, TaskOptions, check_working_size, device_label, frame_to_tensor, load_working_clip,
-                     sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
+from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, working_size
+from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
+                     frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
+                     write_contact_sheet)
 
 
 MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
@@ -67,6 +68,21 @@ DEFAULTS = {"cuda": dict(max_side=427, iters=3000), "cpu": dict(max_side=160, it
 def resolve_options(opts: TransitionOptions) -> tuple[TransitionOptions, torch.device]:
     """The options with the device's defaults filled in, and the device."""
     return with_device_defaults(opts, DEFAULTS)
+
+
+# A long clip's memory, per pixel of a frame at the working size: measured peaks (CPU,
+# 854x480 dissolves of 100, 200 and 400 frames at --max-side 160 and 320,
+# benchmarks/README "Memory") grow by 124-156 bytes (the frames, both shots' codes and
+# outputs). On a GPU the host keeps the frames and both shots as they come back, 36
+# bytes (counted from those tensors; not measured: no GPU was lent). The check counts a
+# little less: it refuses only what cannot fit.
+BYTES_PER_PIXEL = {"cpu": 120, "cuda": 36}
+
+
+def memory_need(info: VideoInfo, opts: TransitionOptions, device: torch.device) -> MemoryNeed:
+    """At least the host memory transition takes for the clip `info` describes."""
+    w, h = working_size(info.width, info.height, opts.max_side)
+    return MemoryNeed(LOADED_BYTES, BYTES_PER_PIXEL[device.type] * w * h)
 
 
 # ---------------------------------------------------------------- classic analysis
@@ -514,19 +530,20 @@ class TransitionResult:
 
 def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
     """The whole `ddip-video transition` job: read, unmix, write every output."""
-    opts, _ = resolve_options(opts)
-    clip = load_working_clip(input_path, opts.max_side, opts.fps, min_side=MIN_SIDE)
-    if clip.info.num_frames < 2:
-        raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
-                         f"the input has {clip.info.num_frames}")
-    unmixing = unmix(clip.frames, opts)
-    size = (clip.info.width, clip.info.height)
-    with StagedOutputDir(outdir, input_path) as out:
+    opts, device = resolve_options(opts)
+    with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+        clip = load_working_clip(input_path, opts.max_side, opts.fps, min_side=MIN_SIDE,
+                                 memory=lambda info: memory_need(info, opts, device))
+        if clip.info.num_frames < 2:
+            raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
+                             f"the input has {clip.info.num_frames}")
+        unmixing = unmix(clip.frames, opts)
         write_shots(input_path, clip.info, unmixing, out, opts)
         write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps)
         write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
         outputs = out.commit()
-    return TransitionResult(unmixing, outputs, size, clip.info.num_frames, clip.info.fps)
+    return TransitionResult(unmixing, outputs, (clip.info.width, clip.info.height), clip.info.num_frames,
+                            clip.info.fps)
 
 
 def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:

@@ -76,12 +76,13 @@ def iter_frames(path, fps=None) -> Iterator[np.ndarray]:
     return _iter_video(path)
 
 
-def read_video(path, max_side=None, fps=None) -> tuple[torch.Tensor, VideoInfo]:
+def read_video(path, max_side=None, fps=None, info: VideoInfo | None = None) -> tuple[torch.Tensor, VideoInfo]:
     """Read every frame into a float32 tensor T x 3 x h x w in [0, 1].
 
     Frames are resized so that the longer side is at most ``max_side`` (None: full size).
+    ``info``: ``probe(path, fps)`` where the caller already has it (probing decodes the clip).
     """
-    info = probe(path, fps)
+    info = info if info is not None else probe(path, fps)
     width, height = working_size(info.width, info.height, max_side)
     frames = torch.empty(info.num_frames, 3, height, width)
     count = 0

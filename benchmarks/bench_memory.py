@@ -1,0 +1,108 @@
+"""Peak memory (resident set) of `ddip-video fgbg` and `transition` against clip length.
+
+    python benchmarks/bench_memory.py SEQUENCE_DIR [--frames 100 200 400] [--max-side 160 320]
+                                      [--tasks hints fgbg transition] [--iters 10]
+
+SEQUENCE_DIR: a folder of frames (e.g. ../shared/data/davis2016/dog/frames). Each clip
+length is made from those frames played forwards and backwards; `transition` gets a
+dissolve of that clip into its mirror image over the middle half. Every run is its own
+child process on the CPU (--iters 10: the memory a run holds does not grow with the
+steps), and the figure is that child's peak resident set. `hints` runs fgbg's first
+stage alone (read at 427 px, motion hints), which is what grows with a long clip.
+Prints one row per run and the growth per frame between consecutive lengths, the figure
+the tasks' memory check (`memory_need`) is set from.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HINTS_ONLY = """
+import sys
+from ddip_video.motion import motion_hints
+from ddip_video.tasks.common import frames_to_uint8
+from ddip_video.tasks.fgbg import HINT_SIDE
+from ddip_video.video import read_video
+frames, _ = read_video(sys.argv[1], max_side=HINT_SIDE)
+motion_hints(frames_to_uint8(frames))
+"""
+
+
+def ping_pong(count: int, available: int) -> list[int]:
+    """Frame indices 0, 1, ..., n-1, n-2, ..., 0, 1, ... of length count."""
+    period = max(1, 2 * available - 2)
+    return [t % period if t % period < available else period - t % period for t in range(count)]
+
+
+def make_clip(files: list[Path], count: int, dissolve: bool, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    order = ping_pong(count, len(files))
+    for t, i in enumerate(order):
+        frame = cv2.imread(str(files[i]))
+        if dissolve:  # shot B: the clip run backwards, mirrored; alpha falls over the middle half
+            other = cv2.imread(str(files[order[count - 1 - t]]))[:, ::-1]
+            alpha = float(np.clip((0.75 * count - t) / (0.5 * count), 0.0, 1.0))
+            frame = (alpha * frame + (1 - alpha) * other.astype(np.float32) + 0.5).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return folder
+
+
+def peak_gb(command: list[str]) -> float:
+    """Runs command as a child process; its peak resident set in GB (1e9 bytes)."""
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}): {message}")
+    return usage.ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sequence", type=Path)
+    parser.add_argument("--frames", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--max-side", type=int, nargs="+", default=[160, 320])
+    parser.add_argument("--tasks", nargs="+", default=["hints", "fgbg", "transition"],
+                        choices=["hints", "fgbg", "transition"])
+    parser.add_argument("--iters", type=int, default=10)
+    args = parser.parse_args()
+    files = sorted(p for p in args.sequence.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        sys.exit(f"no frames in {args.sequence}")
+    first = cv2.imread(str(files[0]))
+    print(f"{args.sequence} ({len(files)} frames, {first.shape[1]}x{first.shape[0]}), played forwards and "
+          f"backwards; peak resident set of each run, CPU, --iters {args.iters}")
+    print(f"{'task':<11} {'--max-side':>10} {'frames':>7} {'peak GB':>8} {'growth MB/frame':>16}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for task in args.tasks:
+            sides = [None] if task == "hints" else args.max_side
+            for side in sides:
+                previous = None
+                for count in args.frames:
+                    clip = make_clip(files, count, task == "transition", tmp / f"{task}-{side}-{count}")
+                    if task == "hints":
+                        command = [sys.executable, "-c", HINTS_ONLY, str(clip)]
+                    else:
+                        command = [sys.executable, "-m", "ddip_video.cli", task, str(clip), "-o",
+                                   str(tmp / f"out-{task}-{side}-{count}"), "--device", "cpu", "--max-side",
+                                   str(side), "--iters", str(args.iters), "--quiet"]
+                    peak = peak_gb(command)
+                    growth = "" if previous is None else f"{(peak - previous[1]) * 1e3 / (count - previous[0]):.2f}"
+                    print(f"{task:<11} {side or 427:>10} {count:>7} {peak:>8.2f} {growth:>16}", flush=True)
+                    previous = (count, peak)
+
+
+if __name__ == "__main__":
+    main()
