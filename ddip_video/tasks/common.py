@@ -74,7 +74,7 @@ LOADED_BYTES = 0.25 * 2**30  # resident once Python, torch, OpenCV and PyAV are 
 
 @dataclass(frozen=True)
 class MemoryNeed:
-    """At least how much memory a task takes for a clip: base + per_frame bytes a frame."""
+    """About how much memory a task takes for a clip: base + per_frame bytes a frame."""
     base: float
     per_frame: float
 
@@ -110,7 +110,7 @@ def check_memory(info: VideoInfo, need: MemoryNeed, available: float | None = No
     if available is None or needed <= available:
         return
     fits = max(1, int((available - need.base) // need.per_frame))
-    raise InputError(f"{info.path.name}: its {info.num_frames} frames need at least {needed / 2**30:.1f} GiB of "
+    raise InputError(f"{info.path.name}: its {info.num_frames} frames need about {needed / 2**30:.1f} GiB of "
                      f"memory and {available / 2**30:.1f} GiB is free; split the clip into parts of at most "
                      f"{fits} frames")
 

@@ -80,12 +80,13 @@ def resolve_options(opts: FgbgOptions) -> tuple[FgbgOptions, torch.device]:
 # A long clip's memory goes to the motion hints (the frames at HINT_SIDE, both flows,
 # the evidence maps), on the host whatever the device: their peak (CPU, 854x480, 100,
 # 200 and 400 frames, benchmarks/README "Memory") grows by 4.9-5.3 MB a frame, 48-52
-# bytes a pixel at 427x240. The check counts a little less: it refuses only what cannot fit.
-HINT_BYTES_PER_PIXEL = 45
+# bytes a pixel at 427x240. The check counts the high end: a lower figure let a clip of
+# 5000 frames through on a 24 GiB machine, to be killed for want of memory.
+HINT_BYTES_PER_PIXEL = 52
 
 
 def memory_need(info: VideoInfo) -> MemoryNeed:
-    """At least the memory fgbg takes for the clip `info` describes."""
+    """About the memory fgbg takes for the clip `info` describes."""
     w, h = working_size(info.width, info.height, HINT_SIDE)
     return MemoryNeed(LOADED_BYTES, HINT_BYTES_PER_PIXEL * w * h)
 
