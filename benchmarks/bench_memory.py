@@ -26,12 +26,10 @@ import numpy as np
 
 HINTS_ONLY = """
 import sys
-from ddip_video.motion import motion_hints
-from ddip_video.tasks.common import frames_to_uint8
-from ddip_video.tasks.fgbg import HINT_SIDE
+from ddip_video.tasks.fgbg import HINT_SIDE, clip_hints
 from ddip_video.video import read_video
 frames, _ = read_video(sys.argv[1], max_side=HINT_SIDE)
-motion_hints(frames_to_uint8(frames))
+clip_hints(frames)
 """
 
 

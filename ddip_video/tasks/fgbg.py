@@ -139,6 +139,12 @@ class Separation:
     timings: dict = field(default_factory=dict)
 
 
+def clip_hints(frames: torch.Tensor) -> MotionHints:
+    """The motion hints of frames (T x 3 x h x w in [0, 1]), made at HINT_SIDE."""
+    hint_size = working_size(frames.shape[-1], frames.shape[-2], HINT_SIDE)
+    return motion_hints(frames_to_uint8(resize_frames(frames, hint_size)))
+
+
 def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None = None) -> Separation:
     """Runs the optimisation on frames (T x 3 x h x w in [0, 1]); the model
     works at opts.max_side, the hints at HINT_SIDE (or the frames' size if smaller)."""
@@ -146,10 +152,7 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
     opts, device = resolve_options(opts)
     generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
-    if hints is None:
-        hint_size = working_size(frames.shape[-1], frames.shape[-2], HINT_SIDE)
-        hints = motion_hints(frames_to_uint8(resize_frames(frames, hint_size)))
-    hints = scale_hints(hints, size)
+    hints = scale_hints(clip_hints(frames) if hints is None else hints, size)
     frames = resize_frames(frames, size)
     hint_seconds = time.perf_counter() - start
     model = FgbgModel(frames, hints, generator).to(device)
