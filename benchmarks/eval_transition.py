@@ -8,7 +8,10 @@ DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 --frames frames, I_t = alpha_t * A_t + (1 - alpha_t) * B_t for each shape:
   whole   alpha falls linearly from 1 to 0 over the whole clip;
   middle  hard A for the first quarter, a linear dissolve over the middle half, hard B;
-  fade    "whole" with A black (a fade from black).
+  fade    "whole" with A black (a fade from black);
+  long    long shots around a short dissolve: 100 frames of A, a 12-frame
+          dissolve, 100 of B, each sequence played forwards and backwards to
+          that length (--frames does not apply).
 The mixed clip is written losslessly as a folder of PNGs (at the sequences'
 size, or --clip-side on the longer side) and `transition` runs on it through
 the CLI's own code path (run_transition, writing every output); the shots are
@@ -49,6 +52,8 @@ def ramp(num_frames: int, shape: str) -> np.ndarray:
     """alpha_t of a test shape (the weight of shot A)."""
     if shape in ("whole", "fade"):
         return np.linspace(1.0, 0.0, num_frames)
+    if shape == "long":
+        return np.r_[np.ones(100), np.linspace(1.0, 0.0, 14)[1:-1], np.zeros(100)]
     if shape == "middle":
         alpha = np.ones(num_frames)
         quarter = num_frames // 4
@@ -57,6 +62,15 @@ def ramp(num_frames: int, shape: str) -> np.ndarray:
         alpha[end:] = 0.0
         return alpha
     raise ValueError(f"unknown shape {shape!r}")
+
+
+LONG_FRAMES = 212
+
+
+def back_and_forth(frames: torch.Tensor, n: int) -> torch.Tensor:
+    """n frames: the clip played forwards, backwards, forwards ..."""
+    period = 2 * (len(frames) - 1)
+    return frames[[min(t % period, period - t % period) for t in range(n)]]
 
 
 def load_sequence(folder: Path, num_frames: int, side: int | None) -> torch.Tensor:
@@ -90,6 +104,8 @@ def read_alpha(path: Path) -> np.ndarray:
 def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: TransitionOptions,
                   workdir: Path) -> dict:
     """Mixes, writes, runs transition as the CLI does, scores."""
+    if shape == "long":
+        shot_a, shot_b = back_and_forth(shot_a, LONG_FRAMES), back_and_forth(shot_b, LONG_FRAMES)
     num_frames = len(shot_a)
     if shape == "fade":
         shot_a = torch.zeros_like(shot_a)
@@ -111,7 +127,9 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     mixed = (alpha > 0.05) & (alpha < 0.95)
     u = result.unmixing
     ceiling = working_size_ceiling(a8, b8, mixed8, alpha, mixed, u.options.max_side)
+    pure = (alpha == 0) | (alpha == 1)
     return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int(mixed.sum()),
+                single_shot_frames_found=f"{int((got_alpha[pure] == alpha[pure]).sum())}/{int(pure.sum())}",
                 psnr_a=psnr(got_a[mixed], a8[mixed]), psnr_b=psnr(got_b[mixed], b8[mixed]),
                 trivial_a=psnr(mixed8[mixed], a8[mixed]), trivial_b=psnr(mixed8[mixed], b8[mixed]),
                 ceiling_a=ceiling[0], ceiling_b=ceiling[1],
@@ -135,7 +153,7 @@ def main() -> None:
                         help="shrink the sequences to this longer side before mixing (default: as stored)")
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="A:B",
                         help=f"sequence pairs, shot A first (default {' '.join(DEFAULT_PAIRS)})")
-    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade"])
+    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade", "long"])
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
@@ -163,6 +181,7 @@ def main() -> None:
                   f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
                   f"{row['ceiling_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
                   f"(classic {row['alpha_mae_classic']:.4f})  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
+                  f"single-shot frames found {row['single_shot_frames_found']}  "
                   f"{row['seconds']:.1f} s", flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
           f"{rows[0]['frames']} frames at {rows[0]['size']}; PSNR over frames with 0.05 < alpha < 0.95")

@@ -1,0 +1,147 @@
+"""The classic analysis `transition` runs before its optimisation, on clips with
+exact ground truth: the alpha estimate it starts from, and whether it calls a
+clip one shot (no transition).
+
+    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--json F]
+
+DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
+../shared/data/davis2016. Every sequence is read at --side pixels on the longer
+side (160: the CPU default working size), and clips are mixed there and
+rounded to 8 bits:
+  short    every ordered pair of sequences, their first 40 frames, mixed "whole"
+           (alpha falls linearly over the clip) and "middle" (10 frames of A, a
+           20-frame dissolve, 10 of B)
+  cut      the same pairs, a hard cut after frame 3 and after frame 20
+  long     four pairs, each sequence played forwards and backwards to length, as
+           long shots around a short dissolve (before+mixed+after frames)
+  single   every sequence alone, its first 40 frames and whole, and each --singles
+           clip (a video file or a folder of frames)
+Per clip: the mean absolute error of the whole-clip estimate (whole_clip_alpha)
+and of the located one the model starts from (classic_alpha); how many frames
+that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
+clip is called one shot (looks_like_one_shot, as `transition` decides it).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ddip_video.tasks.transition import (classic_alpha, classic_view, looks_like_one_shot,  # noqa: E402
+                                         whole_clip_alpha)
+from ddip_video.video import read_video  # noqa: E402
+from eval_transition import back_and_forth  # noqa: E402  (beside this script)
+
+LONG_PAIRS = [("blackswan", "car-shadow"), ("dog", "kite-surf"), ("breakdance", "blackswan"), ("car-shadow", "dog")]
+LONG_LAYOUTS = [(100, 12, 100), (200, 25, 200), (60, 50, 60), (10, 8, 200), (150, 1, 150)]
+
+
+def layout(before: int, mixed: int, after: int) -> np.ndarray:
+    return np.r_[np.ones(before), np.linspace(1.0, 0.0, mixed + 2)[1:-1], np.zeros(after)]
+
+
+def short_shape(n: int, shape: str) -> np.ndarray:
+    if shape == "whole":
+        return np.linspace(1.0, 0.0, n)
+    quarter = n // 4
+    return layout(quarter, n - 2 * quarter, quarter)
+
+
+def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray) -> torch.Tensor:
+    w = torch.from_numpy(alpha).float().view(-1, 1, 1, 1)
+    return torch.round((w * a + (1 - w) * b) * 255) / 255
+
+
+def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor]):
+    """(group, name, frames, true alpha or None for a single shot)."""
+    names = sorted(sequences)
+    for a, b in itertools.permutations(names, 2):
+        n = min(40, len(sequences[a]), len(sequences[b]))
+        for shape in ("whole", "middle"):
+            alpha = short_shape(n, shape)
+            yield "short", f"{a}:{b} {shape}", mix(sequences[a][:n], sequences[b][:n], alpha), alpha
+    for a, b in itertools.permutations(names, 2):
+        n = min(40, len(sequences[a]), len(sequences[b]))
+        for cut in (3, 20):
+            alpha = layout(cut + 1, 0, n - cut - 1)
+            yield "cut", f"{a}:{b} cut after {cut}", mix(sequences[a][:n], sequences[b][:n], alpha), alpha
+    for (a, b), parts in itertools.product(LONG_PAIRS, LONG_LAYOUTS):
+        if a in sequences and b in sequences:
+            alpha = layout(*parts)
+            frames = mix(back_and_forth(sequences[a], len(alpha)), back_and_forth(sequences[b], len(alpha)), alpha)
+            yield "long", f"{a}:{b} {'+'.join(map(str, parts))}", frames, alpha
+    for name in names:
+        yield "single", f"{name} first 40", sequences[name][:40], None
+        yield "single", f"{name} whole", sequences[name], None
+    for name, frames in singles.items():
+        yield "single", name, frames, None
+
+
+def score(frames: torch.Tensor, alpha: np.ndarray | None) -> dict:
+    start = time.perf_counter()
+    view = classic_view(frames)
+    whole = whole_clip_alpha(view)
+    located = classic_alpha(frames, view, whole)
+    row = dict(frames=len(frames), one_shot=bool(looks_like_one_shot(view, whole)),
+               seconds=time.perf_counter() - start)
+    if alpha is not None:
+        pure = (alpha == 0) | (alpha == 1)
+        row.update(pure=int(pure.sum()),
+                   whole_mae=float(np.abs(whole - alpha).mean()), located_mae=float(np.abs(located - alpha).mean()),
+                   whole_left_mixed=int((whole[pure] != alpha[pure]).sum()),
+                   located_left_mixed=int((located[pure] != alpha[pure]).sum()))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--side", type=int, default=160, help="longer side the clips are mixed at (default 160)")
+    parser.add_argument("--singles", nargs="*", type=Path, default=[], help="more single-shot clips")
+    parser.add_argument("--json", type=Path, help="write the per-clip figures here")
+    args = parser.parse_args()
+    folders = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir())
+    if not folders:
+        raise SystemExit(f"no DAVIS-format sequences (<seq>/frames) in {args.data_dir}")
+    sequences = {p.name: read_video(p / "frames", max_side=args.side)[0] for p in folders}
+    singles = {p.name: read_video(p, max_side=args.side)[0] for p in args.singles}
+    rows = []
+    for group, name, frames, alpha in clips(sequences, singles):
+        row = dict(group=group, clip=name, **score(frames, alpha))
+        rows.append(row)
+        if alpha is None:
+            print(f"{group:<7}{name:<40}{row['frames']:>5} frames  one shot: {row['one_shot']}", flush=True)
+        else:
+            print(f"{group:<7}{name:<40}{row['frames']:>5} frames  MAE whole {row['whole_mae']:.4f} located "
+                  f"{row['located_mae']:.4f}  single-shot frames left mixed {row['whole_left_mixed']} / "
+                  f"{row['located_left_mixed']} of {row['pure']}  one shot: {row['one_shot']}", flush=True)
+    print(f"\nat {args.side} px; per group: mean (max) alpha error of the whole-clip / located estimate, "
+          "single-shot frames left mixed, clips called one shot")
+    for group in ("short", "cut", "long", "single"):
+        rs = [r for r in rows if r["group"] == group]
+        if not rs:
+            continue
+        called = sum(r["one_shot"] for r in rs)
+        if group == "single":
+            print(f"{group:<7}{len(rs):>3} clips  called one shot {called} of {len(rs)}")
+            continue
+        mae = lambda key: f"{np.mean([r[key] for r in rs]):.4f} ({np.max([r[key] for r in rs]):.4f})"
+        left = lambda key: sum(r[key] for r in rs)
+        print(f"{group:<7}{len(rs):>3} clips  MAE {mae('whole_mae')} / {mae('located_mae')}  left mixed "
+              f"{left('whole_left_mixed')} / {left('located_left_mixed')} of {left('pure')}  "
+              f"called one shot {called} of {len(rs)}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(dict(side=args.side, rows=rows), indent=2))
+
+
+if __name__ == "__main__":
+    main()
