@@ -439,7 +439,8 @@ def objective(opts: TransitionOptions, model: TransitionModel, alpha, shot_a, sh
 @dataclass
 class Unmixing:
     alpha: np.ndarray          # T: the weight of shot A per frame (1 and 0 exact where one shot is alone)
-    shot_a: torch.Tensor       # T x 3 x h x w, the nets' shots at the working size (not yet split)
+    shot_a: torch.Tensor       # T x 3 x h x w at the working size, not yet split: the nets' shots where
+                               # modelled, elsewhere the input (its shot alone) or 0 (not seen)
     shot_b: torch.Tensor
     kind: str                  # "dissolve", "fade from black", "fade to black", "hard cut", "no transition"
     first: int                 # the first frame that mixes both shots (for a cut: the first frame of B)
