@@ -10,8 +10,8 @@ DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
   middle  hard A for the first quarter, a linear dissolve over the middle half, hard B;
   fade    "whole" with A black (a fade from black);
   long    long shots around a short dissolve: 100 frames of A, a 12-frame
-          dissolve, 100 of B, each sequence played forwards and backwards to
-          that length (--frames does not apply).
+          dissolve, 100 of B, the --frames frames of each sequence played
+          forwards and backwards to that length.
 The mixed clip is written losslessly as a folder of PNGs (at the sequences'
 size, or --clip-side on the longer side) and `transition` runs on it through
 the CLI's own code path (run_transition, writing every output); the shots are
