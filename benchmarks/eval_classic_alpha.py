@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ddip_video.tasks.transition import (classic_alpha, classic_view, looks_like_one_shot,  # noqa: E402
                                          whole_clip_alpha)
 from ddip_video.video import read_video  # noqa: E402
-from eval_transition import back_and_forth  # noqa: E402  (beside this script)
+from eval_transition import back_and_forth, ramp  # noqa: E402  (beside this script)
 
 LONG_PAIRS = [("blackswan", "car-shadow"), ("dog", "kite-surf"), ("breakdance", "blackswan"), ("car-shadow", "dog")]
 LONG_LAYOUTS = [(100, 12, 100), (200, 25, 200), (60, 50, 60), (10, 8, 200), (150, 1, 150)]
@@ -46,13 +46,6 @@ LONG_LAYOUTS = [(100, 12, 100), (200, 25, 200), (60, 50, 60), (10, 8, 200), (150
 
 def layout(before: int, mixed: int, after: int) -> np.ndarray:
     return np.r_[np.ones(before), np.linspace(1.0, 0.0, mixed + 2)[1:-1], np.zeros(after)]
-
-
-def short_shape(n: int, shape: str) -> np.ndarray:
-    if shape == "whole":
-        return np.linspace(1.0, 0.0, n)
-    quarter = n // 4
-    return layout(quarter, n - 2 * quarter, quarter)
 
 
 def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray) -> torch.Tensor:
@@ -66,7 +59,7 @@ def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor]):
     for a, b in itertools.permutations(names, 2):
         n = min(40, len(sequences[a]), len(sequences[b]))
         for shape in ("whole", "middle"):
-            alpha = short_shape(n, shape)
+            alpha = ramp(n, shape)
             yield "short", f"{a}:{b} {shape}", mix(sequences[a][:n], sequences[b][:n], alpha), alpha
     for a, b in itertools.permutations(names, 2):
         n = min(40, len(sequences[a]), len(sequences[b]))

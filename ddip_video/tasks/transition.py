@@ -11,9 +11,9 @@ convolutional net over time on top of a classic estimate. Reconstruction
 between the shots decide the split; frames where alpha is 1 (or 0) supervise
 shot A (or B) directly. The model runs only on the stretch a classic analysis
 locates (classic_alpha) and some frames of each shot alone either side: a
-long clip's single-shot stretches pass through untouched. Afterwards, whatever the nets did not reproduce is
-shared between the shots so that every output frame mixes back into the
-input exactly; where only one shot is visible (before and after the
+long clip's single-shot stretches pass through untouched. Afterwards,
+whatever the nets did not reproduce is shared between the shots so that
+every output frame mixes back into the input exactly; where only one shot is visible (before and after the
 transition, either side of a hard cut) that shot is the input unchanged.
 A fade is a dissolve with a black shot: a black first (last) frame makes
 shot A (B) exactly black, and the other shot is all the model fits. A clip
@@ -165,6 +165,14 @@ def energy_alpha(gradients: tuple[torch.Tensor, torch.Tensor], start: int, end: 
     return alpha
 
 
+def single_shot_ends(alpha: np.ndarray, pure: float, no_a: int | None = None,
+                     no_b: int | None = None) -> tuple[int | None, int | None]:
+    """The last frame of shot A alone (alpha >= pure) and the first of shot B
+    alone (alpha <= 1 - pure); no_a (no_b) where there is none."""
+    a, b = np.nonzero(alpha >= pure)[0], np.nonzero(alpha <= 1 - pure)[0]
+    return (int(a.max()) if len(a) else no_a), (int(b.min()) if len(b) else no_b)
+
+
 def with_moving_references(estimate, num_frames: int, pure: float = 0.97, rounds: int = 3) -> np.ndarray:
     """Runs estimate(start, end) (a weight per frame, given reference frames of
     shot A and shot B), made non-increasing, first with the first and the last
@@ -176,8 +184,7 @@ def with_moving_references(estimate, num_frames: int, pure: float = 0.97, rounds
         alpha = np.array(estimate(start, end), dtype=np.float64)
         alpha[:start + 1], alpha[end:] = 1.0, 0.0
         alpha = decreasing_fit(np.clip(alpha, 0.0, 1.0))
-        new_start = int(np.nonzero(alpha >= pure)[0].max()) if (alpha >= pure).any() else 0
-        new_end = int(np.nonzero(alpha <= 1 - pure)[0].min()) if (alpha <= 1 - pure).any() else last
+        new_start, new_end = single_shot_ends(alpha, pure, 0, last)
         if (new_start, new_end) == (start, end) or new_start >= new_end:
             break
         start, end = new_start, new_end
@@ -186,13 +193,32 @@ def with_moving_references(estimate, num_frames: int, pure: float = 0.97, rounds
 
 @dataclass(frozen=True)
 class ClassicView:
-    """What the classic analysis looks at: thumbnails and gray gradients."""
+    """What the classic analysis looks at: thumbnails and gray gradients, and
+    the raw estimates made from them so far (whole_clip_alpha and
+    locate_transition both start from the first and last frames)."""
     thumbs: np.ndarray
     gradients: tuple[torch.Tensor, torch.Tensor]
+    _estimates: dict = field(default_factory=dict, compare=False, repr=False)
 
     def part(self, start: int, stop: int) -> "ClassicView":
         """The view of frames start..stop-1."""
         return ClassicView(self.thumbs[start:stop], tuple(g[start:stop] for g in self.gradients))
+
+    def projection(self, start: int, end: int) -> np.ndarray:
+        """projection_alpha with references start and end (read-only)."""
+        return self._estimate("projection", start, end, lambda: projection_alpha(self.thumbs, start, end))
+
+    def energy(self, start: int, end: int) -> np.ndarray:
+        """energy_alpha with references start and end (read-only)."""
+        return self._estimate("energy", start, end, lambda: energy_alpha(self.gradients, start, end))
+
+    def _estimate(self, kind: str, start: int, end: int, make) -> np.ndarray:
+        key = (kind, start, end)
+        if key not in self._estimates:
+            estimate = np.asarray(make(), dtype=np.float64)
+            estimate.setflags(write=False)
+            self._estimates[key] = estimate
+        return self._estimates[key]
 
 
 def classic_view(frames: torch.Tensor) -> ClassicView:
@@ -209,8 +235,8 @@ def whole_clip_alpha(view: ClassicView) -> np.ndarray:
     references the shots have moved on, and a long single-shot stretch comes
     out as a plateau near, not at, 1 (or 0): classic_alpha looks closer."""
     n = len(view.thumbs)
-    projection = with_moving_references(lambda s, e: projection_alpha(view.thumbs, s, e), n)
-    energy = with_moving_references(lambda s, e: energy_alpha(view.gradients, s, e), n)
+    projection = with_moving_references(view.projection, n)
+    energy = with_moving_references(view.energy, n)
     return decreasing_fit((projection + energy) / 2)
 
 
@@ -249,7 +275,7 @@ def locate_transition(view: ClassicView, rounds: int = 4) -> tuple[int, int]:
     n = len(view.thumbs)
     start, end = 0, n - 1
     for _ in range(rounds):
-        raw = (projection_alpha(view.thumbs, start, end) + energy_alpha(view.gradients, start, end)) / 2
+        raw = (view.projection(start, end) + view.energy(start, end)) / 2
         first, last = fit_dissolve(raw)
         if (max(first - 1, 0), min(last + 1, n - 1)) == (start, end):
             break
@@ -325,11 +351,10 @@ def largest_step_ratio(thumbs: np.ndarray) -> float:
 def mix_evidence(gradients: tuple[torch.Tensor, torch.Tensor], alpha: np.ndarray) -> tuple[float, float] | None:
     """(median mismatch ratio, energy dip) over the half-mixed frames (see
     above), or None where there is none."""
-    pure_a, pure_b = np.nonzero(alpha >= 0.97)[0], np.nonzero(alpha <= 0.03)[0]
+    start, end = single_shot_ends(alpha, 0.97)
     mixed = [t for t in range(len(alpha)) if 0.25 < alpha[t] < 0.75]
-    if not mixed or not len(pure_a) or not len(pure_b):
+    if not mixed or start is None or end is None:
         return None
-    start, end = int(pure_a.max()), int(pure_b.min())
     blocks = BlockEnergies(gradients, start, end)
     ratios = []
     for t in mixed:
@@ -494,8 +519,7 @@ def modelled_span(prior: np.ndarray, anchor: int) -> tuple[int, int]:
     """(lo, hi): the frames the model runs on: those the classic estimate
     `prior` mixes, with `anchor` frames of each shot alone either side (or
     as many as there are)."""
-    last_a = int(np.nonzero(prior >= 1)[0].max()) if (prior >= 1).any() else 0
-    first_b = int(np.nonzero(prior <= 0)[0].min()) if (prior <= 0).any() else len(prior) - 1
+    last_a, first_b = single_shot_ends(prior, 1.0, 0, len(prior) - 1)
     return max(0, last_a - anchor), min(len(prior) - 1, first_b + anchor)
 
 
