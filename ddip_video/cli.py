@@ -116,10 +116,8 @@ def run_transition(args) -> int:
     opts = TransitionOptions(**_common_options(args))
     result = run(args.input, args.output, opts)
     u = result.unmixing
-    how = (f"{u.iterations} iterations at --max-side {u.options.max_side}, best at {u.best_iteration + 1}"
-           if u.iterations else "no optimisation needed")
     print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "
-          f"{result.span_text()}; in {u.seconds:.1f} s ({how}, {u.device})")
+          f"{result.span_text()}; in {u.seconds:.1f} s ({u.work_text()}, {u.device})")
     return 0
 
 

@@ -1,7 +1,7 @@
 """`ddip-video transition`: the pieces (alpha curve, classic estimate, residual
 split, what a curve says), a real-clip dissolve unmixed at low resolution
-against its exact ground truth, a fade from black, the CLI end to end, and
-bad input."""
+against its exact ground truth, a fade from black, a dip to black, the CLI
+end to end, and bad input."""
 import csv
 import os
 import subprocess
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, classic_alpha, classic_view, decreasing_fit,
-                                         describe, energy_alpha, fit_dissolve, gray_gradients, looks_like_one_shot,
+from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, classic_alpha, classic_view,
+                                         decreasing_fit, describe, energy_alpha, fit_dissolve, gray_gradients, looks_like_one_shot,
                                          projection_alpha, snap_alpha, split_residual, thumbnails, unmix,
                                          whole_clip_alpha)
 from ddip_video.video import StreamingWriter, probe, read_video
@@ -65,7 +65,10 @@ def ramp(n, shape):
 
 
 def split_all(frames, u):
-    pairs = [split_residual(frames[t], u.alpha[t], u.shot_a[t], u.shot_b[t], u.black) for t in range(len(frames))]
+    pairs = []
+    for t in range(len(frames)):
+        weight_a, black = u.mix_at(t)
+        pairs.append(split_residual(frames[t], weight_a, u.shot_a[t], u.shot_b[t], black))
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
@@ -178,6 +181,13 @@ def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
     assert sa.abs().max() == 0 and torch.allclose(sb, image, atol=0.01)
 
 
+def test_black_gap_is_the_longest_black_run_inside_the_clip():
+    assert black_gap([False, True, True, False, True, False]) == (1, 2)
+    assert black_gap([False, True, False, True, True, True, False]) == (3, 5)
+    assert black_gap([False, False, False]) is None and black_gap([False, False, True]) is None
+    assert black_gap([False, True, False, True, False]) == (1, 1)  # equals: the earliest
+
+
 def test_describe_tells_dissolves_cuts_and_fades_apart():
     assert describe(snap_alpha(np.array([1, 0.999, 0.7, 0.3, 0.004, 0]), 0.01), False, False) == ("dissolve", 2, 3)
     assert describe(np.array([1.0, 1, 1, 0, 0]), False, False) == ("hard cut", 3, 2)
@@ -240,6 +250,39 @@ def test_unmixes_a_fade_from_black(two_shots):
     # alpha stays the classic estimate); the input as shot B scores 10.5 dB
     assert psnr(shot_b[mixed], b[mixed]) > 38.0
     assert np.abs(u.alpha - alpha).mean() < 0.01
+
+
+DIP_A = np.r_[np.ones(3), 0.75, 0.5, 0.25, np.zeros(8)]   # shot A fades out, 2 black frames,
+DIP_B = np.r_[np.zeros(8), 0.25, 0.5, 0.75, np.ones(3)]   # shot B fades in
+
+
+def dip_to_black(a, b):
+    """14 frames: DIP_A * A + DIP_B * B from two real shots played back and forth."""
+    w = lambda x: torch.tensor(x, dtype=torch.float32).view(-1, 1, 1, 1)
+    return w(DIP_A) * back_and_forth(a, 14) + w(DIP_B) * back_and_forth(b, 14)
+
+
+@pytest.mark.slow
+def test_unmixes_a_dip_to_black(two_shots):
+    a, b = (back_and_forth(x, 14) for x in two_shots)
+    frames = dip_to_black(*two_shots)
+    u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=40, progress=False))
+    assert (u.kind, u.dip, u.first, u.last) == ("dip to black", (6, 7), 3, 10)
+    assert [f[0] for f in u.fits] == ["fade out", "fade in"]
+    assert np.array_equal(u.alpha[:3], np.ones(3)) and np.array_equal(u.alpha[6:], np.zeros(8))
+    assert np.array_equal(u.weight_b[:8], np.zeros(8)) and np.array_equal(u.weight_b[11:], np.ones(3))
+    shot_a, shot_b = split_all(frames, u)
+    mix_back = torch.from_numpy(u.alpha).float().view(-1, 1, 1, 1) * shot_a + \
+        torch.from_numpy(u.weight_b).float().view(-1, 1, 1, 1) * shot_b
+    assert (mix_back - frames).abs().max() < 0.01  # not exact: a fading shot's correction is damped
+    fading_a, fading_b = slice(3, 6), slice(8, 11)
+    got = psnr(shot_a[fading_a], a[fading_a]), psnr(shot_b[fading_b], b[fading_b])
+    trivial = psnr(frames[fading_a], a[fading_a]), psnr(frames[fading_b], b[fading_b])
+    # measured (seeds 0, 1, 2): shot A 48.0 / 47.3 / 48.6 dB, shot B 45.2 / 45.0 / 45.2 dB (the
+    # input as the shot: 13.6 and 10.6 dB), weight errors 0.0007 (A) and 0.0009 (B) each: a fade's
+    # weights stay the classic estimate for 40 steps, and the shot is the input over its weight
+    assert got[0] > 40.0 and got[1] > 40.0, (got, trivial)
+    assert np.abs(u.alpha - DIP_A).mean() < 0.005 and np.abs(u.weight_b - DIP_B).mean() < 0.005
 
 
 # ---------------------------------------------------------------- the CLI
@@ -330,6 +373,32 @@ def test_cli_reports_a_fade_from_black(tmp_path, second_clip):
     assert "fade from black over frames" in result.stdout
     shot_a, _ = read_video(outdir / "shot_a.mp4")
     assert shot_a.max() < 0.02 and probe(outdir / "shot_b.mp4").fps == 30
+
+
+@pytest.mark.slow
+def test_cli_unmixes_a_dip_to_black(tmp_path, two_shots):
+    clip = tmp_path / "frames"
+    clip.mkdir()
+    for t, frame in enumerate(dip_to_black(*two_shots)):
+        image = (frame.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        cv2.imwrite(str(clip / f"{t:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    outdir = tmp_path / "out"
+    result = run_cli("transition", clip, "-o", outdir, "--iters", "20", "--quiet")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert "dip to black over frames 3-10" in line and "20 + 20 iterations (fade out, fade in) at --max-side" in line, line
+    with open(outdir / "alpha.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["frame", "time_s", "alpha", "weight_b"] and len(rows) == 15
+    weights = np.array([[float(x) for x in r[2:]] for r in rows[1:]])
+    assert np.abs(weights[:, 0] - DIP_A).max() < 0.01 and np.abs(weights[:, 1] - DIP_B).max() < 0.01
+    shot_a, _ = read_video(outdir / "shot_a.mp4")
+    shot_b, _ = read_video(outdir / "shot_b.mp4")
+    assert len(shot_a) == len(shot_b) == 14
+    # each shot holds its nearest visible frame where it is not seen (the black frames included)
+    assert min(psnr(shot_a[t], shot_a[5]) for t in range(6, 14)) > 40
+    assert min(psnr(shot_b[t], shot_b[8]) for t in range(8)) > 40
+    assert shot_a[5].mean() > 0.2 and shot_b[8].mean() > 0.2  # the shots, not the black frames
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, sample_clip):

@@ -16,7 +16,10 @@ whatever the nets did not reproduce is shared between the shots so that
 every output frame mixes back into the input exactly; where only one shot is visible (before and after the
 transition, either side of a hard cut) that shot is the input unchanged.
 A fade is a dissolve with a black shot: a black first (last) frame makes
-shot A (B) exactly black, and the other shot is all the model fits. A clip
+shot A (B) exactly black, and the other shot is all the model fits. A dip to
+black (shot A fades out, black, shot B fades in) is two fades, split at the
+black frames and unmixed one after the other; there the weight of shot B is
+not 1 - alpha_t and is reported beside it. A clip
 that holds no transition at all (one shot, no cut, no mix: see
 looks_like_one_shot) is reported as such and passes through as shot A.
 """
@@ -467,20 +470,49 @@ class Unmixing:
     shot_a: torch.Tensor       # T x 3 x h x w at the working size, not yet split: the nets' shots where
                                # modelled, elsewhere the input (its shot alone) or 0 (not seen)
     shot_b: torch.Tensor
-    kind: str                  # "dissolve", "fade from black", "fade to black", "hard cut", "no transition"
-    first: int                 # the first frame that mixes both shots (for a cut: the first frame of B)
-    last: int                  # the last frame that mixes both shots (for a cut: the last frame of A)
-    iterations: int
-    best_iteration: int
+    kind: str                  # "dissolve", "fade from black", "fade to black", "dip to black", "hard cut",
+                               # "no transition"
+    first: int                 # the first frame that mixes both shots (for a cut: the first frame of B;
+                               # for a dip: the first frame of A's fade-out)
+    last: int                  # the last frame that mixes both shots (for a cut: the last frame of A;
+                               # for a dip: the last frame of B's fade-in)
+    iterations: int            # over all optimisations (a dip has two: see fits)
+    best_iteration: int        # of the last optimisation
     seconds: float
     device: str
     options: TransitionOptions  # as run: the device's defaults filled in
     classic_alpha: np.ndarray = field(default_factory=lambda: np.zeros(0))
     timings: dict = field(default_factory=dict)
+    dip: tuple[int, int] | None = None       # a dip to black: its first and last black frame
+    dip_weight_b: np.ndarray | None = None   # a dip to black: the weight of shot B per frame
+    fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation
 
     @property
     def black(self) -> tuple[bool, bool]:
         return self.kind == "fade from black", self.kind == "fade to black"
+
+    @property
+    def weight_b(self) -> np.ndarray:
+        """The weight of shot B per frame: 1 - alpha but in a dip to black."""
+        return self.dip_weight_b if self.dip is not None else 1.0 - self.alpha
+
+    def mix_at(self, t: int) -> tuple[float, tuple[bool, bool]]:
+        """Frame t as split_residual takes it: the weight of shot A and which shot is black."""
+        if self.dip is None:
+            return float(self.alpha[t]), self.black
+        if t < self.dip[1]:  # shot A fading out (or black)
+            return float(self.alpha[t]), (False, True)
+        return 1.0 - float(self.dip_weight_b[t]), (True, False)
+
+    def work_text(self) -> str:
+        """What the optimisation did, for the summary line."""
+        if not self.fits:
+            return "no optimisation needed"
+        whats, counts, bests = zip(*self.fits)
+        text = " + ".join(map(str, counts)) + " iterations"
+        if len(self.fits) > 1:
+            text += f" ({', '.join(whats)})"
+        return f"{text} at --max-side {self.options.max_side}, best at {' and '.join(str(b + 1) for b in bests)}"
 
 
 def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
@@ -494,25 +526,87 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     check_working_size((frames.shape[-1], frames.shape[-2]), size, MIN_SIDE)
     frames = resize_frames(frames.float(), size)
-    black_a = is_black(frames[0], opts.black_level)
-    black_b = is_black(frames[-1], opts.black_level)
-    if black_a and black_b:
+    black = [is_black(frame, opts.black_level) for frame in frames]
+    if black[0] and black[-1]:
         raise InputError("the first and the last frames are both black: no shot to recover")
+    gap = None if black[0] or black[-1] else black_gap(black)
+    if gap is not None:
+        return unmix_dip(frames, gap, opts, device, generator, start)
     view = classic_view(frames)
     whole = whole_clip_alpha(view)  # what the one-shot test's thresholds were measured on
-    if not (black_a or black_b) and looks_like_one_shot(view, whole):
+    if not (black[0] or black[-1]) and looks_like_one_shot(view, whole):
         return one_shot(frames, opts, device, whole, time.perf_counter() - start)
+    part = unmix_transition(frames, (black[0], black[-1]), opts, device, generator, view, whole)
+    kind, first, last = describe(part.alpha, black[0], black[-1])
+    return Unmixing(part.alpha, part.shot_a, part.shot_b, kind, first, last, part.fit.iterations,
+                    part.fit.best_step, time.perf_counter() - start, device_label(device), opts, part.prior,
+                    dict(optimize=part.fit.seconds), fits=[("transition", part.fit.iterations, part.fit.best_step)])
+
+
+@dataclass
+class Part:
+    """One transition unmixed: see unmix_transition."""
+    alpha: np.ndarray
+    shot_a: torch.Tensor
+    shot_b: torch.Tensor
+    prior: np.ndarray  # the classic estimate
+    fit: "Fit"
+
+
+def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: TransitionOptions,
+                     device: torch.device, generator: torch.Generator, view: ClassicView | None = None,
+                     whole: np.ndarray | None = None, label: str = "transition") -> Part:
+    """One dissolve or fade in frames (at the working size), from shot A alone in
+    the first frame to shot B alone in the last: the classic estimate locates
+    it, the model runs there, and each shot alone is the input elsewhere (the
+    other one 0: not seen)."""
     prior = classic_alpha(frames, view, whole)
     lo, hi = modelled_span(prior, opts.anchor_frames)
-    fit = optimise(frames[lo:hi + 1], prior[lo:hi + 1], (black_a, black_b), opts, device, generator)
+    fit = optimise(frames[lo:hi + 1], prior[lo:hi + 1], black, opts, device, generator, label)
     alpha = np.r_[np.ones(lo), fit.alpha, np.zeros(len(frames) - hi - 1)]
-    shot_a, shot_b = frames.clone(), frames.clone()  # one shot alone outside the modelled span
-    shot_a[hi + 1:], shot_b[:lo] = 0.0, 0.0                # (and the other never seen there)
+    shot_a, shot_b = frames.clone(), frames.clone()
+    shot_a[hi + 1:], shot_b[:lo] = 0.0, 0.0
     shot_a[lo:hi + 1], shot_b[lo:hi + 1] = fit.shot_a, fit.shot_b
-    kind, first, last = describe(alpha, black_a, black_b)
-    return Unmixing(alpha, shot_a, shot_b, kind, first, last, fit.iterations, fit.best_step,
-                    time.perf_counter() - start, device_label(device), opts, prior,
-                    dict(optimize=fit.seconds))
+    return Part(alpha, shot_a, shot_b, prior, fit)
+
+
+def black_gap(black: list[bool]) -> tuple[int, int] | None:
+    """(first, last) of the longest run of black frames strictly inside the clip
+    (the earliest of equals), or None."""
+    best, t, n = None, 1, len(black)
+    while t < n - 1:
+        if black[t]:
+            end = t
+            while end + 1 < n - 1 and black[end + 1]:
+                end += 1
+            if best is None or end - t > best[1] - best[0]:
+                best = (t, end)
+            t = end
+        t += 1
+    return best
+
+
+def unmix_dip(frames: torch.Tensor, gap: tuple[int, int], opts: TransitionOptions, device: torch.device,
+              generator: torch.Generator, start: float) -> Unmixing:
+    """A dip to black: shot A fades to black by the gap's first frame, shot B
+    fades in from its last; two fades, unmixed one after the other."""
+    first_black, last_black = gap
+    n = len(frames)
+    fade_out = unmix_transition(frames[:first_black + 1], (False, True), opts, device, generator,
+                                label="fade out")
+    fade_in = unmix_transition(frames[last_black:], (True, False), opts, device, generator, label="fade in")
+    alpha = np.r_[fade_out.alpha, np.zeros(n - first_black - 1)]
+    weight_b = np.r_[np.zeros(last_black), 1.0 - fade_in.alpha]
+    shot_a, shot_b = torch.zeros_like(frames), torch.zeros_like(frames)
+    shot_a[:first_black + 1], shot_b[last_black:] = fade_out.shot_a, fade_in.shot_b
+    first = int(np.argmax(alpha < 1))
+    last = int(n - 1 - np.argmax(weight_b[::-1] < 1))
+    fits = [("fade out", fade_out.fit.iterations, fade_out.fit.best_step),
+            ("fade in", fade_in.fit.iterations, fade_in.fit.best_step)]
+    return Unmixing(alpha, shot_a, shot_b, "dip to black", first, last, sum(f[1] for f in fits),
+                    fade_in.fit.best_step, time.perf_counter() - start, device_label(device), opts,
+                    np.r_[fade_out.prior, np.zeros(n - first_black - 1)],
+                    dict(optimize=fade_out.fit.seconds + fade_in.fit.seconds), gap, weight_b, fits)
 
 
 def modelled_span(prior: np.ndarray, anchor: int) -> tuple[int, int]:
@@ -534,7 +628,7 @@ class Fit:
 
 
 def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], opts: TransitionOptions,
-             device: torch.device, generator: torch.Generator) -> Fit:
+             device: torch.device, generator: torch.Generator, label: str = "transition") -> Fit:
     """The Double-DIP optimisation on frames (at the working size) that start
     with shot A alone and end with shot B alone, from the classic estimate `prior`."""
     num_frames, _, h, w = frames.shape
@@ -547,7 +641,7 @@ def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], 
     alpha_optimizer = torch.optim.Adam(alpha_params, lr=opts.alpha_lr)
     alpha_start = max(int(opts.alpha_warmup * opts.iters), opts.alpha_warmup_min)
     best = BestState(model, opts.patience)
-    progress = Progress(opts.iters, "transition", opts.progress)
+    progress = Progress(opts.iters, label, opts.progress)
     iteration = 0
     for iteration in range(opts.iters):
         first = int(torch.randint(0, num_frames - window + 1, (1,), generator=generator))
@@ -683,7 +777,8 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
                              f"the input has {clip.info.num_frames}")
         unmixing = unmix(clip.frames, opts)
         write_shots(input_path, clip.info, unmixing, out, opts)
-        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps)
+        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps,
+                        unmixing.weight_b if unmixing.dip is not None else None)
         write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
         outputs = out.commit()
     return TransitionResult(unmixing, outputs, (clip.info.width, clip.info.height), clip.info.num_frames,
@@ -695,14 +790,14 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     (A after the transition, B before it) it holds its nearest visible frame;
     a shot never visible, or black, is black."""
     size = (info.width, info.height)
-    alpha = unmixing.alpha
-    black = unmixing.black
+    alpha, weight_b = unmixing.alpha, unmixing.weight_b
 
     def shots_at(t: int, image: torch.Tensor):
         up = [resize_frames(s[t:t + 1], size)[0] for s in (unmixing.shot_a, unmixing.shot_b)]
-        return split_residual(image, alpha[t], up[0], up[1], black)
+        weight_a, black = unmixing.mix_at(t)
+        return split_residual(image, weight_a, up[0], up[1], black)
 
-    first_b = int(np.argmax(alpha < 1)) if (alpha < 1).any() else None
+    first_b = int(np.argmax(weight_b > 0)) if (weight_b > 0).any() else None
     held_b = None  # shot B's first visible frame, held before it
     if first_b is not None and first_b > 0:
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
@@ -725,7 +820,7 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
                 held_a = shot_a
             else:
                 shot_a = held_a if held_a is not None else torch.zeros_like(image)
-            if alpha[t] == 1:
+            if weight_b[t] == 0:
                 shot_b = held_b if held_b is not None else torch.zeros_like(image)
             writers[0].write(shot_a)
             writers[1].write(shot_b)
@@ -749,15 +844,20 @@ def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[
     return [lo + i for i in sample_frames(hi - lo + 1, count)]
 
 
-def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction) -> None:
-    lines = ["frame,time_s,alpha"]
-    lines += [f"{t},{float(t / fps):.6f},{a:.6f}" for t, a in enumerate(alpha)]
+def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction, weight_b: np.ndarray | None = None) -> None:
+    """frame,time_s,alpha; and weight_b, the weight of shot B, where it is not
+    1 - alpha (a dip to black)."""
+    if weight_b is None:
+        lines = ["frame,time_s,alpha"] + [f"{t},{float(t / fps):.6f},{a:.6f}" for t, a in enumerate(alpha)]
+    else:
+        lines = ["frame,time_s,alpha,weight_b"] + [f"{t},{float(t / fps):.6f},{a:.6f},{b:.6f}"
+                                                    for t, (a, b) in enumerate(zip(alpha, weight_b))]
     path.write_text("\n".join(lines) + "\n")
 
 
 def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int = 800, height: int = 400) -> None:
-    """The alpha curve drawn with OpenCV: weight of shot A against time, the
-    transition shaded."""
+    """The alpha curve drawn with OpenCV: weight of shot A against time (and of
+    shot B in a dip to black), the transition shaded."""
     alpha = unmixing.alpha
     n = len(alpha)
     img = np.full((height, width, 3), 255, np.uint8)
@@ -785,12 +885,18 @@ def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int =
         label = f"{t}"
         cv2.putText(img, label, (x - 4 * len(label), top + ph + 20), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
-    points = np.array([xy(t, a) for t, a in enumerate(alpha)], np.int32)
-    cv2.polylines(img, [points], False, (200, 80, 0), 2, cv2.LINE_AA)
-    for p in points if n <= 120 else []:
-        cv2.circle(img, tuple(int(v) for v in p), 3, (200, 80, 0), -1, cv2.LINE_AA)
+    curves = [(alpha, (200, 80, 0))]  # BGR: blue
+    if unmixing.dip is not None:
+        curves.append((unmixing.weight_b, (0, 120, 230)))  # orange
+    for curve, colour in curves:
+        points = np.array([xy(t, a) for t, a in enumerate(curve)], np.int32)
+        cv2.polylines(img, [points], False, colour, 2, cv2.LINE_AA)
+        for p in points if n <= 120 else []:
+            cv2.circle(img, tuple(int(v) for v in p), 3, colour, -1, cv2.LINE_AA)
     duration = n / float(fps)
-    cv2.putText(img, f"alpha (weight of shot A): {unmixing.kind}", (left, 24), font, 0.55, black, 1, cv2.LINE_AA)
+    title = ("weight of shot A (blue) and of shot B (orange)" if unmixing.dip is not None
+             else "alpha (weight of shot A)")
+    cv2.putText(img, f"{title}: {unmixing.kind}", (left, 24), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"frame ({float(fps):g} fps, {duration:.2f} s)", (left + pw // 2 - 80, height - 12), font,
                 0.45, black, 1, cv2.LINE_AA)
     if not cv2.imwrite(str(path), img):  # drawn in BGR
