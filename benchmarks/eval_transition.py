@@ -1,7 +1,7 @@
 """How well `ddip-video transition` unmixes dissolves with exact ground truth.
 
     python benchmarks/eval_transition.py DATA_DIR [--max-side N] [--device D] [--iters N]
-        [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade] [--json F]
+        [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade long dip] [--json F]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 ../shared/data/davis2016. Each pair A:B of sequences gives, over their first
@@ -11,19 +11,22 @@ DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
   fade    "whole" with A black (a fade from black);
   long    long shots around a short dissolve: 100 frames of A, a 12-frame
           dissolve, 100 of B, the --frames frames of each sequence played
-          forwards and backwards to that length.
+          forwards and backwards to that length;
+  dip     a dip to black: a quarter of A, A fading out, 2 black frames, B
+          fading in, the rest B (I_t = alpha_t A_t + beta_t B_t, beta_t the
+          weight of shot B: 0 until B fades in).
 The mixed clip is written losslessly as a folder of PNGs (at the sequences'
 size, or --clip-side on the longer side) and `transition` runs on it through
 the CLI's own code path (run_transition, writing every output); the shots are
 read back from shot_a.mp4 and shot_b.mp4 and alpha from alpha.csv.
 
 Per clip: PSNR of each recovered shot against the truth, over the frames where
-0.05 < alpha_t < 0.95 (one PSNR over all those frames' pixels, at the clip's
-size); the same for the trivial answer (the input as both shots) and for the
+0.05 < alpha_t < 0.95 (in a dip: where that shot's weight is; one PSNR over
+all those frames' pixels, at the clip's size); the same for the trivial answer (the input as both shots) and for the
 best the working size allows (the true shots shrunk to it and enlarged again,
 then corrected with the true alpha as `transition` corrects its own: what
 perfect shots at that size would score); the mean absolute error of alpha over
-all frames; and the wall-clock seconds.
+all frames (in a dip, of beta_t too); and the wall-clock seconds.
 """
 from __future__ import annotations
 
@@ -67,6 +70,27 @@ def ramp(num_frames: int, shape: str) -> np.ndarray:
 LONG_FRAMES = 212
 
 
+def shot_weights(num_frames: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha_t, beta_t): the weights of shot A and shot B in a test shape."""
+    if shape != "dip":
+        alpha = ramp(num_frames, shape)
+        return alpha, 1.0 - alpha
+    hold, black = num_frames // 4, 2
+    fade = (num_frames - 2 * hold - black) // 2
+    steps = np.linspace(1.0, 0.0, fade + 2)[1:-1]
+    alpha = np.r_[np.ones(hold), steps, np.zeros(num_frames - hold - fade)]
+    beta = np.r_[np.zeros(hold + fade + black), steps[::-1], np.ones(num_frames - hold - 2 * fade - black)]
+    return alpha, beta
+
+
+def residual_splits(alpha: np.ndarray, beta: np.ndarray, dip: bool) -> list[tuple[float, tuple[bool, bool]]]:
+    """Per frame, the weight and black shot split_residual takes, as `transition`
+    gives them (Unmixing.mix_at)."""
+    if not dip:
+        return [(float(a), (False, False)) for a in alpha]
+    return [(float(a), (False, True)) if b == 0 else (1.0 - float(b), (True, False)) for a, b in zip(alpha, beta)]
+
+
 def back_and_forth(frames: torch.Tensor, n: int) -> torch.Tensor:
     """n frames: the clip played forwards, backwards, forwards ..."""
     period = 2 * (len(frames) - 1)
@@ -83,22 +107,28 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
 
 
-def working_size_ceiling(a8: np.ndarray, b8: np.ndarray, mixed8: np.ndarray, alpha: np.ndarray,
+def working_size_ceiling(a8: np.ndarray, b8: np.ndarray, mixed8: np.ndarray, splits: list,
                          frames: np.ndarray, max_side: int) -> tuple[float, float]:
-    """PSNR of perfect shots at the working size, on `frames` (see the module's doc)."""
+    """PSNR of perfect shots at the working size, on `frames` (see the module's doc);
+    splits: residual_splits."""
     to_float = lambda x: torch.from_numpy(x[frames]).permute(0, 3, 1, 2).float() / 255
     a, b, mixed = to_float(a8), to_float(b8), to_float(mixed8)
     size = (a.shape[-1], a.shape[-2])
     low = working_size(*size, max_side)
     a_low, b_low = (resize_frames(resize_frames(x, low), size) for x in (a, b))
-    pairs = [split_residual(m, w, x, y) for m, w, x, y in zip(mixed, alpha[frames], a_low, b_low)]
+    chosen = [splits[t] for t in np.nonzero(frames)[0]]
+    pairs = [split_residual(m, w, x * (not black[0]), y * (not black[1]), black)  # as the black shot is 0
+             for m, (w, black), x, y in zip(mixed, chosen, a_low, b_low)]
     return (psnr(frames_to_uint8(torch.stack([p[0] for p in pairs])), a8[frames]),
             psnr(frames_to_uint8(torch.stack([p[1] for p in pairs])), b8[frames]))
 
 
-def read_alpha(path: Path) -> np.ndarray:
+def read_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """alpha.csv's weights of shot A and of shot B (1 - alpha where not written)."""
     with open(path, newline="") as f:
-        return np.array([float(row["alpha"]) for row in csv.DictReader(f)])
+        rows = list(csv.DictReader(f))
+    alpha = np.array([float(row["alpha"]) for row in rows])
+    return alpha, np.array([float(row["weight_b"]) for row in rows]) if "weight_b" in rows[0] else 1.0 - alpha
 
 
 def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: TransitionOptions,
@@ -109,10 +139,9 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     num_frames = len(shot_a)
     if shape == "fade":
         shot_a = torch.zeros_like(shot_a)
-    alpha = ramp(num_frames, shape)
+    alpha, beta = shot_weights(num_frames, shape)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
-    weights = alpha.reshape(-1, 1, 1, 1)
-    mixed8 = np.clip(weights * a8 + (1 - weights) * b8 + 0.5, 0, 255).astype(np.uint8)
+    mixed8 = np.clip(alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8 + 0.5, 0, 255).astype(np.uint8)
     clip_dir, out_dir = workdir / "clip", workdir / "out"
     clip_dir.mkdir()
     for t, frame in enumerate(mixed8):
@@ -122,17 +151,21 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     seconds = time.perf_counter() - start
     got_a = frames_to_uint8(read_video(out_dir / "shot_a.mp4")[0])
     got_b = frames_to_uint8(read_video(out_dir / "shot_b.mp4")[0])
-    got_alpha = read_alpha(out_dir / "alpha.csv")
+    got_alpha, got_beta = read_weights(out_dir / "alpha.csv")
     assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
-    mixed = (alpha > 0.05) & (alpha < 0.95)
+    mixed_a, mixed_b = (alpha > 0.05) & (alpha < 0.95), (beta > 0.05) & (beta < 0.95)
     u = result.unmixing
-    ceiling = working_size_ceiling(a8, b8, mixed8, alpha, mixed, u.options.max_side)
-    pure = (alpha == 0) | (alpha == 1)
-    return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int(mixed.sum()),
-                single_shot_frames_found=f"{int((got_alpha[pure] == alpha[pure]).sum())}/{int(pure.sum())}",
-                psnr_a=psnr(got_a[mixed], a8[mixed]), psnr_b=psnr(got_b[mixed], b8[mixed]),
-                trivial_a=psnr(mixed8[mixed], a8[mixed]), trivial_b=psnr(mixed8[mixed], b8[mixed]),
-                ceiling_a=ceiling[0], ceiling_b=ceiling[1],
+    splits = residual_splits(alpha, beta, shape == "dip")
+    ceiling_a = working_size_ceiling(a8, b8, mixed8, splits, mixed_a, u.options.max_side)[0]
+    ceiling_b = working_size_ceiling(a8, b8, mixed8, splits, mixed_b, u.options.max_side)[1]
+    pure = np.isin(alpha, (0, 1)) & np.isin(beta, (0, 1))
+    found = (got_alpha[pure] == alpha[pure]) & (got_beta[pure] == beta[pure])
+    extra = dict(beta_mae=float(np.abs(got_beta - beta).mean())) if shape == "dip" else {}
+    return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int((mixed_a | mixed_b).sum()),
+                single_shot_frames_found=f"{int(found.sum())}/{int(pure.sum())}",
+                psnr_a=psnr(got_a[mixed_a], a8[mixed_a]), psnr_b=psnr(got_b[mixed_b], b8[mixed_b]),
+                trivial_a=psnr(mixed8[mixed_a], a8[mixed_a]), trivial_b=psnr(mixed8[mixed_b], b8[mixed_b]),
+                ceiling_a=ceiling_a, ceiling_b=ceiling_b, **extra,
                 alpha_mae=float(np.abs(got_alpha - alpha).mean()),
                 alpha_mae_classic=float(np.abs(u.classic_alpha - alpha).mean()),
                 kind=u.kind, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
@@ -153,7 +186,7 @@ def main() -> None:
                         help="shrink the sequences to this longer side before mixing (default: as stored)")
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="A:B",
                         help=f"sequence pairs, shot A first (default {' '.join(DEFAULT_PAIRS)})")
-    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade", "long"])
+    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade", "long", "dip"])
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
@@ -180,7 +213,8 @@ def main() -> None:
             print(f"{pair:<24}{shape:<7} A {row['psnr_a']:6.2f} dB  B {row['psnr_b']:6.2f} dB  "
                   f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
                   f"{row['ceiling_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
-                  f"(classic {row['alpha_mae_classic']:.4f})  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
+                  f"(classic {row['alpha_mae_classic']:.4f})"
+                  + (f" beta MAE {row['beta_mae']:.4f}" if "beta_mae" in row else "") + f"  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
                   f"single-shot frames found {row['single_shot_frames_found']}  "
                   f"{row['seconds']:.1f} s", flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
