@@ -22,11 +22,12 @@ read back from shot_a.mp4 and shot_b.mp4 and alpha from alpha.csv.
 
 Per clip: PSNR of each recovered shot against the truth, over the frames where
 0.05 < alpha_t < 0.95 (in a dip: where that shot's weight is; one PSNR over
-all those frames' pixels, at the clip's size); the same for the trivial answer (the input as both shots) and for the
-best the working size allows (the true shots shrunk to it and enlarged again,
-then corrected with the true alpha as `transition` corrects its own: what
-perfect shots at that size would score); the mean absolute error of alpha over
-all frames (in a dip, of beta_t too); and the wall-clock seconds.
+all those frames' pixels, at the clip's size); the same for the trivial
+answer (the input as both shots) and for the best the working size allows
+(the true shots shrunk to it and enlarged again, then corrected with the true
+alpha as `transition` corrects its own: what perfect shots at that size would
+score); the mean absolute error of alpha over all frames (in a dip, of beta_t
+too); and the wall-clock seconds.
 """
 from __future__ import annotations
 
@@ -141,7 +142,8 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
         shot_a = torch.zeros_like(shot_a)
     alpha, beta = shot_weights(num_frames, shape)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
-    mixed8 = np.clip(alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8 + 0.5, 0, 255).astype(np.uint8)
+    mixed8 = alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8
+    mixed8 = np.clip(mixed8 + 0.5, 0, 255).astype(np.uint8)
     clip_dir, out_dir = workdir / "clip", workdir / "out"
     clip_dir.mkdir()
     for t, frame in enumerate(mixed8):
@@ -186,7 +188,8 @@ def main() -> None:
                         help="shrink the sequences to this longer side before mixing (default: as stored)")
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="A:B",
                         help=f"sequence pairs, shot A first (default {' '.join(DEFAULT_PAIRS)})")
-    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"], choices=["whole", "middle", "fade", "long", "dip"])
+    parser.add_argument("--shapes", nargs="+", default=["whole", "middle"],
+                        choices=["whole", "middle", "fade", "long", "dip"])
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
@@ -214,7 +217,8 @@ def main() -> None:
                   f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
                   f"{row['ceiling_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
                   f"(classic {row['alpha_mae_classic']:.4f})"
-                  + (f" beta MAE {row['beta_mae']:.4f}" if "beta_mae" in row else "") + f"  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
+                  + (f" beta MAE {row['beta_mae']:.4f}" if "beta_mae" in row else "")
+                  + f"  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
                   f"single-shot frames found {row['single_shot_frames_found']}  "
                   f"{row['seconds']:.1f} s", flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "

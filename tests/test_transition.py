@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, classic_alpha, classic_view,
-                                         decreasing_fit, describe, energy_alpha, fit_dissolve, gray_gradients, looks_like_one_shot,
-                                         projection_alpha, snap_alpha, split_residual, thumbnails, unmix,
-                                         whole_clip_alpha)
+                                         decreasing_fit, describe, energy_alpha, fit_dissolve, gray_gradients,
+                                         looks_like_one_shot, projection_alpha, snap_alpha, split_residual, thumbnails,
+                                         unmix, whole_clip_alpha)
 from ddip_video.video import StreamingWriter, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -386,7 +386,8 @@ def test_cli_unmixes_a_dip_to_black(tmp_path, two_shots):
     result = run_cli("transition", clip, "-o", outdir, "--iters", "20", "--quiet")
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
-    assert "dip to black over frames 3-10" in line and "20 + 20 iterations (fade out, fade in) at --max-side" in line, line
+    assert "dip to black over frames 3-10" in line, line
+    assert "20 + 20 iterations (fade out, fade in) at --max-side" in line, line
     with open(outdir / "alpha.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["frame", "time_s", "alpha", "weight_b"] and len(rows) == 15
