@@ -1,11 +1,13 @@
 """Peak memory (resident set) of `ddip-video fgbg` and `transition` against clip length.
 
     python benchmarks/bench_memory.py SEQUENCE_DIR [--frames 100 200 400] [--max-side 160 320]
-                                      [--tasks hints fgbg transition] [--iters 10]
+                                      [--tasks hints fgbg transition dip] [--iters 10]
 
 SEQUENCE_DIR: a folder of frames (e.g. ../shared/data/davis2016/dog/frames). Each clip
 length is made from those frames played forwards and backwards; `transition` gets a
-dissolve of that clip into its mirror image over the middle half. Every run is its own
+dissolve of that clip into its mirror image over the middle half; `dip` runs `transition`
+on a dip to black between the same two shots (A fades out over the second quarter, a few
+black frames, B fades in over the third quarter). Every run is its own
 child process on the CPU (--iters 10: the memory a run holds does not grow with the
 steps), and the figure is that child's peak resident set. `hints` runs fgbg's first
 stage alone (read at 427 px, motion hints), which is what grows with a long clip.
@@ -39,15 +41,27 @@ def ping_pong(count: int, available: int) -> list[int]:
     return [t % period if t % period < available else period - t % period for t in range(count)]
 
 
-def make_clip(files: list[Path], count: int, dissolve: bool, folder: Path) -> Path:
+def shot_weights(task: str, t: int, count: int) -> tuple[float, float]:
+    """The weights of shot A and shot B in frame t of a `task` clip."""
+    if task == "transition":  # alpha falls over the middle half
+        alpha = float(np.clip((0.75 * count - t) / (0.5 * count), 0.0, 1.0))
+        return alpha, 1.0 - alpha
+    if task == "dip":  # A fades out over the second quarter, 3 black frames, B fades in over the third
+        quarter = count // 4
+        return (float(np.clip((2 * quarter - 1 - t) / quarter, 0.0, 1.0)),
+                float(np.clip((t - 2 * quarter - 1) / quarter, 0.0, 1.0)))
+    return 1.0, 0.0
+
+
+def make_clip(files: list[Path], count: int, task: str, folder: Path) -> Path:
     folder.mkdir(parents=True)
     order = ping_pong(count, len(files))
     for t, i in enumerate(order):
         frame = cv2.imread(str(files[i]))
-        if dissolve:  # shot B: the clip run backwards, mirrored; alpha falls over the middle half
+        weight_a, weight_b = shot_weights(task, t, count)
+        if weight_b > 0 or weight_a < 1:  # shot B: the clip run backwards, mirrored
             other = cv2.imread(str(files[order[count - 1 - t]]))[:, ::-1]
-            alpha = float(np.clip((0.75 * count - t) / (0.5 * count), 0.0, 1.0))
-            frame = (alpha * frame + (1 - alpha) * other.astype(np.float32) + 0.5).astype(np.uint8)
+            frame = (weight_a * frame + weight_b * other.astype(np.float32) + 0.5).astype(np.uint8)
         cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return folder
 
@@ -72,7 +86,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--max-side", type=int, nargs="+", default=[160, 320])
     parser.add_argument("--tasks", nargs="+", default=["hints", "fgbg", "transition"],
-                        choices=["hints", "fgbg", "transition"])
+                        choices=["hints", "fgbg", "transition", "dip"])
     parser.add_argument("--iters", type=int, default=10)
     args = parser.parse_args()
     files = sorted(p for p in args.sequence.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -89,11 +103,12 @@ def main() -> None:
             for side in sides:
                 previous = None
                 for count in args.frames:
-                    clip = make_clip(files, count, task == "transition", tmp / f"{task}-{side}-{count}")
+                    clip = make_clip(files, count, task, tmp / f"{task}-{side}-{count}")
                     if task == "hints":
                         command = [sys.executable, "-c", HINTS_ONLY, str(clip)]
                     else:
-                        command = [sys.executable, "-m", "ddip_video.cli", task, str(clip), "-o",
+                        command = [sys.executable, "-m", "ddip_video.cli", "transition" if task == "dip" else task,
+                                   str(clip), "-o",
                                    str(tmp / f"out-{task}-{side}-{count}"), "--device", "cpu", "--max-side",
                                    str(side), "--iters", str(args.iters), "--quiet"]
                     peak = peak_gb(command)
