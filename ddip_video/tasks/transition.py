@@ -13,8 +13,9 @@ shot A (or B) directly. The model runs only on the stretch a classic analysis
 locates (classic_alpha) and some frames of each shot alone either side: a
 long clip's single-shot stretches pass through untouched. Afterwards,
 whatever the nets did not reproduce is shared between the shots so that
-every output frame mixes back into the input exactly; where only one shot is visible (before and after the
-transition, either side of a hard cut) that shot is the input unchanged.
+every output frame mixes back into the input exactly; where only one shot
+is visible (before and after the transition, either side of a hard cut)
+that shot is the input unchanged.
 A fade is a dissolve with a black shot: a black first (last) frame makes
 shot A (B) exactly black, and the other shot is all the model fits. A dip to
 black (shot A fades out, black, shot B fades in) is two fades, split at the
@@ -476,8 +477,6 @@ class Unmixing:
                                # for a dip: the first frame of A's fade-out)
     last: int                  # the last frame that mixes both shots (for a cut: the last frame of A;
                                # for a dip: the last frame of B's fade-in)
-    iterations: int            # over all optimisations (a dip has two: see fits)
-    best_iteration: int        # of the last optimisation
     seconds: float
     device: str
     options: TransitionOptions  # as run: the device's defaults filled in
@@ -485,7 +484,18 @@ class Unmixing:
     timings: dict = field(default_factory=dict)
     dip: tuple[int, int] | None = None       # a dip to black: its first and last black frame
     dip_weight_b: np.ndarray | None = None   # a dip to black: the weight of shot B per frame
-    fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation
+    fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation:
+                                              # none, one, or a dip's two
+
+    @property
+    def iterations(self) -> int:
+        """Over all optimisations."""
+        return sum(count for _, count, _ in self.fits)
+
+    @property
+    def best_iteration(self) -> int:
+        """Of the last optimisation (-1: none ran)."""
+        return self.fits[-1][2] if self.fits else -1
 
     @property
     def black(self) -> tuple[bool, bool]:
@@ -538,9 +548,8 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
         return one_shot(frames, opts, device, whole, time.perf_counter() - start)
     part = unmix_transition(frames, (black[0], black[-1]), opts, device, generator, view, whole)
     kind, first, last = describe(part.alpha, black[0], black[-1])
-    return Unmixing(part.alpha, part.shot_a, part.shot_b, kind, first, last, part.fit.iterations,
-                    part.fit.best_step, time.perf_counter() - start, device_label(device), opts, part.prior,
-                    dict(optimize=part.fit.seconds), fits=[("transition", part.fit.iterations, part.fit.best_step)])
+    return Unmixing(part.alpha, part.shot_a, part.shot_b, kind, first, last, time.perf_counter() - start,
+                    device_label(device), opts, part.prior, dict(optimize=part.fit.seconds), fits=[part.record])
 
 
 @dataclass
@@ -551,6 +560,12 @@ class Part:
     shot_b: torch.Tensor
     prior: np.ndarray  # the classic estimate
     fit: "Fit"
+    label: str         # what the optimisation was called
+
+    @property
+    def record(self) -> tuple[str, int, int]:
+        """(what, iterations, best iteration): an entry of Unmixing.fits."""
+        return self.label, self.fit.iterations, self.fit.best_step
 
 
 def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: TransitionOptions,
@@ -567,7 +582,7 @@ def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: Trans
     shot_a, shot_b = frames.clone(), frames.clone()
     shot_a[hi + 1:], shot_b[:lo] = 0.0, 0.0
     shot_a[lo:hi + 1], shot_b[lo:hi + 1] = fit.shot_a, fit.shot_b
-    return Part(alpha, shot_a, shot_b, prior, fit)
+    return Part(alpha, shot_a, shot_b, prior, fit, label)
 
 
 def black_gap(black: list[bool]) -> tuple[int, int] | None:
@@ -601,12 +616,10 @@ def unmix_dip(frames: torch.Tensor, gap: tuple[int, int], opts: TransitionOption
     shot_a[:first_black + 1], shot_b[last_black:] = fade_out.shot_a, fade_in.shot_b
     first = int(np.argmax(alpha < 1))
     last = int(n - 1 - np.argmax(weight_b[::-1] < 1))
-    fits = [("fade out", fade_out.fit.iterations, fade_out.fit.best_step),
-            ("fade in", fade_in.fit.iterations, fade_in.fit.best_step)]
-    return Unmixing(alpha, shot_a, shot_b, "dip to black", first, last, sum(f[1] for f in fits),
-                    fade_in.fit.best_step, time.perf_counter() - start, device_label(device), opts,
-                    np.r_[fade_out.prior, np.zeros(n - first_black - 1)],
-                    dict(optimize=fade_out.fit.seconds + fade_in.fit.seconds), gap, weight_b, fits)
+    return Unmixing(alpha, shot_a, shot_b, "dip to black", first, last, time.perf_counter() - start,
+                    device_label(device), opts, np.r_[fade_out.prior, np.zeros(n - first_black - 1)],
+                    dict(optimize=fade_out.fit.seconds + fade_in.fit.seconds), gap, weight_b,
+                    [fade_out.record, fade_in.record])
 
 
 def modelled_span(prior: np.ndarray, anchor: int) -> tuple[int, int]:
@@ -676,7 +689,7 @@ def one_shot(frames: torch.Tensor, opts: TransitionOptions, device: torch.device
     throughout, shot B is never seen; no optimisation runs."""
     alpha = np.ones(len(frames))
     return Unmixing(alpha, frames.cpu(), torch.zeros_like(frames).cpu(), "no transition", len(frames),
-                    len(frames) - 1, 0, -1, seconds, device_label(device), opts, prior, dict(optimize=0.0))
+                    len(frames) - 1, seconds, device_label(device), opts, prior, dict(optimize=0.0))
 
 
 @torch.no_grad()
@@ -847,11 +860,10 @@ def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[
 def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction, weight_b: np.ndarray | None = None) -> None:
     """frame,time_s,alpha; and weight_b, the weight of shot B, where it is not
     1 - alpha (a dip to black)."""
-    if weight_b is None:
-        lines = ["frame,time_s,alpha"] + [f"{t},{float(t / fps):.6f},{a:.6f}" for t, a in enumerate(alpha)]
-    else:
-        lines = ["frame,time_s,alpha,weight_b"] + [f"{t},{float(t / fps):.6f},{a:.6f},{b:.6f}"
-                                                    for t, (a, b) in enumerate(zip(alpha, weight_b))]
+    columns = {"alpha": alpha} if weight_b is None else {"alpha": alpha, "weight_b": weight_b}
+    lines = [",".join(["frame", "time_s", *columns])]
+    lines += [",".join([str(t), f"{float(t / fps):.6f}", *(f"{c[t]:.6f}" for c in columns.values())])
+              for t in range(len(alpha))]
     path.write_text("\n".join(lines) + "\n")
 
 
