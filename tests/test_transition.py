@@ -16,8 +16,8 @@ import torch
 
 from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, classic_alpha, classic_view,
                                          decreasing_fit, describe, energy_alpha, fit_dissolve, gray_gradients,
-                                         looks_like_one_shot, projection_alpha, snap_alpha, split_residual, thumbnails,
-                                         unmix, whole_clip_alpha)
+                                         largest_step_ratio, looks_like_one_shot, projection_alpha, snap_alpha,
+                                         split_residual, thumbnails, unmix, whole_clip_alpha)
 from ddip_video.video import StreamingWriter, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -164,6 +164,22 @@ def test_one_shot_is_told_from_dissolves_and_cuts(sample_clip, second_clip):
     for name, (frames, one) in clips.items():
         view = classic_view(frames)
         assert looks_like_one_shot(view, whole_clip_alpha(view)) == one, name
+
+
+def test_a_small_change_in_a_still_shot_is_no_cut(sample_clip, second_clip):
+    # A still shot has no frame-to-frame noise (a render, or coding that smoothed it
+    # away): the median step is 0, and before the noise floor any change at all was
+    # "a cut" (here 4.5e8 times the median; now 0.15). A cut between two stills stays one.
+    a = read_video(sample_clip, max_side=160)[0][:1]
+    b = read_video(second_clip, max_side=160)[0][:1]
+    still = a.repeat(20, 1, 1, 1)
+    still[10:, :, 40:46, 70:76] = 0.1  # a small dark square appears and stays
+    cut = torch.cat([a.repeat(10, 1, 1, 1), b.repeat(10, 1, 1, 1)])
+    for frames, one in ((still, True), (cut, False)):
+        view = classic_view(frames)
+        assert looks_like_one_shot(view, whole_clip_alpha(view)) == one
+    assert largest_step_ratio(thumbnails(still)) < 1
+    assert largest_step_ratio(thumbnails(cut)) > 20
 
 
 def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
