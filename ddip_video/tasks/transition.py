@@ -331,7 +331,7 @@ def fit_dissolve(values: np.ndarray) -> tuple[int, int]:
 # median fell from 0.0011 to 0.0004 through H.264 (CRF 28), and a passing truck
 # (a step of 0.005) became a "cut" 11.6x the median. The median counts as at
 # least STEP_NOISE_FLOOR (under one grey level of 255 a thumbnail pixel); real
-# steps are above it (medians 0.006-0.012 on the DAVIS clips, 0.137-0.28 the
+# steps are above it (medians 0.006-0.012 on the DAVIS clips, 0.137-0.272 the
 # cuts themselves).
 ONE_SHOT_MISMATCH_RATIO = 0.85
 ONE_SHOT_ENERGY_DIP = 0.5
