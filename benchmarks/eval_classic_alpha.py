@@ -2,7 +2,7 @@
 exact ground truth: the alpha estimate it starts from, and whether it calls a
 clip one shot (no transition).
 
-    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--json F]
+    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--json F]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 ../shared/data/davis2016. Every sequence is read at --side pixels on the longer
@@ -20,6 +20,10 @@ Per clip: the mean absolute error of the whole-clip estimate (whole_clip_alpha)
 and of the located one the model starts from (classic_alpha); how many frames
 that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
 clip is called one shot (looks_like_one_shot, as `transition` decides it).
+With --h264 CRF every clip is first encoded as H.264 at that CRF (23 is
+libx264's default, higher is lossier) and decoded again, as a user's rendered
+video comes: at --side, so the coding noise weighs more than on a full-size
+video shrunk to the working size afterwards.
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ import argparse
 import itertools
 import json
 import sys
+import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.tasks.transition import (classic_alpha, classic_view, looks_like_one_shot,  # noqa: E402
                                          whole_clip_alpha)
-from ddip_video.video import read_video  # noqa: E402
+from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
+from ddip_video.video import StreamingWriter, read_video  # noqa: E402
 from eval_transition import back_and_forth, ramp  # noqa: E402  (beside this script)
 
 LONG_PAIRS = [("blackswan", "car-shadow"), ("dog", "kite-surf"), ("breakdance", "blackswan"), ("car-shadow", "dog")]
@@ -78,6 +85,16 @@ def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor]):
         yield "single", name, frames, None
 
 
+def h264_round_trip(frames: torch.Tensor, crf: int) -> torch.Tensor:
+    """The frames encoded as H.264 (an .mp4, the project's own writer) and decoded again."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with StreamingWriter(path, Fraction(24), (frames.shape[-1], frames.shape[-2]), "rgb", quality=crf) as writer:
+            for frame in frames_to_uint8(frames):
+                writer.write(frame)
+        return read_video(path)[0]
+
+
 def score(frames: torch.Tensor, alpha: np.ndarray | None) -> dict:
     start = time.perf_counter()
     view = classic_view(frames)
@@ -99,6 +116,7 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--side", type=int, default=160, help="longer side the clips are mixed at (default 160)")
     parser.add_argument("--singles", nargs="*", type=Path, default=[], help="more single-shot clips")
+    parser.add_argument("--h264", type=int, metavar="CRF", help="round-trip every clip through H.264 at this CRF")
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     folders = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir())
@@ -108,6 +126,8 @@ def main() -> None:
     singles = {p.name: read_video(p, max_side=args.side)[0] for p in args.singles}
     rows = []
     for group, name, frames, alpha in clips(sequences, singles):
+        if args.h264 is not None:
+            frames = h264_round_trip(frames, args.h264)
         row = dict(group=group, clip=name, **score(frames, alpha))
         rows.append(row)
         if alpha is None:
@@ -116,7 +136,8 @@ def main() -> None:
             print(f"{group:<7}{name:<40}{row['frames']:>5} frames  MAE whole {row['whole_mae']:.4f} located "
                   f"{row['located_mae']:.4f}  single-shot frames left mixed {row['whole_left_mixed']} / "
                   f"{row['located_left_mixed']} of {row['pure']}  one shot: {row['one_shot']}", flush=True)
-    print(f"\nat {args.side} px; per group: mean (max) alpha error of the whole-clip / located estimate, "
+    coding = f", H.264 at CRF {args.h264}" if args.h264 is not None else ""
+    print(f"\nat {args.side} px{coding}; per group: mean (max) alpha error of the whole-clip / located estimate, "
           "single-shot frames left mixed, clips called one shot")
     for group in ("short", "cut", "long", "single"):
         rs = [r for r in rows if r["group"] == group]
@@ -133,7 +154,7 @@ def main() -> None:
               f"called one shot {called} of {len(rs)}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(side=args.side, rows=rows), indent=2))
+        args.json.write_text(json.dumps(dict(side=args.side, h264=args.h264, rows=rows), indent=2))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/eval_transition.py DATA_DIR [--max-side N] [--device D] [--iters N]
         [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade long dip] [--json F]
+        [--per-frame] [--set NAME=VALUE ...]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 ../shared/data/davis2016. Each pair A:B of sequences gives, over their first
@@ -27,12 +28,15 @@ answer (the input as both shots) and for the best the working size allows
 (the true shots shrunk to it and enlarged again, then corrected with the true
 alpha as `transition` corrects its own: what perfect shots at that size would
 score); the mean absolute error of alpha over all frames (in a dip, of beta_t
-too); and the wall-clock seconds.
+too); and the wall-clock seconds. --per-frame also prints each shot's PSNR on
+every third mixed frame (all of them go to --json). --set changes a field of
+TransitionOptions (exclusion_weight=0, ...), for trials.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import tempfile
@@ -163,6 +167,9 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     pure = np.isin(alpha, (0, 1)) & np.isin(beta, (0, 1))
     found = (got_alpha[pure] == alpha[pure]) & (got_beta[pure] == beta[pure])
     extra = dict(beta_mae=float(np.abs(got_beta - beta).mean())) if shape == "dip" else {}
+    per_frame = [dict(frame=int(t), alpha=float(alpha[t]), beta=float(beta[t]),
+                      a=psnr(got_a[t], a8[t]) if mixed_a[t] else None, b=psnr(got_b[t], b8[t]) if mixed_b[t] else None)
+                 for t in np.nonzero(mixed_a | mixed_b)[0]]
     return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int((mixed_a | mixed_b).sum()),
                 single_shot_frames_found=f"{int(found.sum())}/{int(pure.sum())}",
                 psnr_a=psnr(got_a[mixed_a], a8[mixed_a]), psnr_b=psnr(got_b[mixed_b], b8[mixed_b]),
@@ -172,7 +179,7 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
                 alpha_mae_classic=float(np.abs(u.classic_alpha - alpha).mean()),
                 kind=u.kind, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
                 best=u.best_iteration + 1, device=u.device, max_side=u.options.max_side,
-                max_iters=u.options.iters)
+                max_iters=u.options.iters, per_frame=per_frame)
 
 
 def main() -> None:
@@ -191,9 +198,12 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["whole", "middle"],
                         choices=["whole", "middle", "fade", "long", "dip"])
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
+    parser.add_argument("--per-frame", action="store_true", help="print PSNR per frame too")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="a TransitionOptions field to change (a trial)")
     args = parser.parse_args()
     opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                             progress=False)
+                             progress=False, **option_overrides(args.set))
     rows = []
     for pair in args.pairs:
         name_a, name_b = pair.split(":")
@@ -221,6 +231,9 @@ def main() -> None:
                   + f"  {row['kind']} {row['span'][0]}-{row['span'][1]}  "
                   f"single-shot frames found {row['single_shot_frames_found']}  "
                   f"{row['seconds']:.1f} s", flush=True)
+            if args.per_frame:
+                print("  per frame (weight: dB) A " + profile(row["per_frame"], "alpha", "a")
+                      + "\n                        B " + profile(row["per_frame"], "beta", "b"), flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
           f"{rows[0]['frames']} frames at {rows[0]['size']}; PSNR over frames with 0.05 < alpha < 0.95")
     columns = [("A dB", "psnr_a", ".2f"), ("B dB", "psnr_b", ".2f"), ("triv A", "trivial_a", ".2f"),
@@ -234,6 +247,27 @@ def main() -> None:
     print("(triv: the input as both shots; best: perfect shots at the working size, see the doc)")
     if args.json:
         write_json(args, rows, means)
+
+
+def option_overrides(settings: list[str]) -> dict:
+    """--set NAME=VALUE ... as TransitionOptions fields, each of its field's type."""
+    fields = [f.name for f in dataclasses.fields(TransitionOptions)]
+    overrides = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in fields or not value:
+            raise SystemExit(f"--set {setting}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+        kind = type(getattr(TransitionOptions(), name))
+        if kind not in (bool, int, float):
+            raise SystemExit(f"--set {setting}: {name} has its own flag")
+        overrides[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return overrides
+
+
+def profile(per_frame: list[dict], weight: str, key: str) -> str:
+    """Every third frame where that shot mixes, as weight: PSNR."""
+    frames = [p for p in per_frame if p[key] is not None][::3]
+    return " ".join(f"{p[weight]:.2f}: {p[key]:.1f}" for p in frames)
 
 
 def write_json(args, rows: list[dict], means: dict | None = None) -> None:
