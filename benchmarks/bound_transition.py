@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ddip_video.motion import _flows  # noqa: E402
 from ddip_video.ops import exclusion_loss  # noqa: E402
 from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
-from eval_transition import DEFAULT_PAIRS, load_sequence, psnr, shot_weights  # noqa: E402
+from eval_transition import DEFAULT_PAIRS, load_sequence, mix_8bit, psnr, shot_weights  # noqa: E402
 
 
 def sampling_grids(shot8: np.ndarray) -> torch.Tensor:
@@ -81,8 +81,7 @@ def solve(mixed: torch.Tensor, alpha: np.ndarray, grids: tuple[torch.Tensor, tor
 def bound_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, args) -> dict:
     alpha, beta = shot_weights(len(shot_a), shape)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
-    mixed8 = np.clip(alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8 + 0.5, 0, 255)
-    mixed = torch.from_numpy(mixed8.astype(np.uint8)).permute(0, 3, 1, 2).float() / 255
+    mixed = torch.from_numpy(mix_8bit(a8, b8, alpha, beta)).permute(0, 3, 1, 2).float() / 255
     got_a, got_b = (frames_to_uint8(x) for x in solve(mixed, alpha, (sampling_grids(a8), sampling_grids(b8)), args))
     mixed_frames = np.nonzero((alpha > 0.05) & (alpha < 0.95))[0]
     return dict(psnr_a=psnr(got_a[mixed_frames], a8[mixed_frames]),

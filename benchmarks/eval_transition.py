@@ -96,6 +96,12 @@ def residual_splits(alpha: np.ndarray, beta: np.ndarray, dip: bool) -> list[tupl
     return [(float(a), (False, True)) if b == 0 else (1.0 - float(b), (True, False)) for a, b in zip(alpha, beta)]
 
 
+def mix_8bit(a8: np.ndarray, b8: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """alpha_t A_t + beta_t B_t of two T x h x w x 3 uint8 clips, rounded to uint8."""
+    mixed = alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
 def back_and_forth(frames: torch.Tensor, n: int) -> torch.Tensor:
     """n frames: the clip played forwards, backwards, forwards ..."""
     period = 2 * (len(frames) - 1)
@@ -146,8 +152,7 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
         shot_a = torch.zeros_like(shot_a)
     alpha, beta = shot_weights(num_frames, shape)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
-    mixed8 = alpha.reshape(-1, 1, 1, 1) * a8 + beta.reshape(-1, 1, 1, 1) * b8
-    mixed8 = np.clip(mixed8 + 0.5, 0, 255).astype(np.uint8)
+    mixed8 = mix_8bit(a8, b8, alpha, beta)
     clip_dir, out_dir = workdir / "clip", workdir / "out"
     clip_dir.mkdir()
     for t, frame in enumerate(mixed8):
