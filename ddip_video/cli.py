@@ -104,7 +104,8 @@ def run_fgbg(args) -> int:
     opts = FgbgOptions(**_common_options(args), mask_png=args.mask_png)
     result = run(args.input, args.output, opts)
     sep = result.separation
-    print(f"fgbg: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output} in "
+    frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
+    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in "
           f"{sep.seconds:.1f} s ({sep.iterations} iterations at --max-side {sep.options.max_side}, best at "
           f"{sep.best_iteration + 1}, {sep.device})")
     return 0
