@@ -16,10 +16,18 @@ rounded to 8 bits:
            long shots around a short dissolve (before+mixed+after frames)
   single   every sequence alone, its first 40 frames and whole, and each --singles
            clip (a video file or a folder of frames)
+  twice    with --twice, clips that change shot twice, every ordered triple of
+           sequences A, B, C (first 40 frames): two cuts (12 frames of A, 14
+           of B, 14 of C), a cut then a dissolve (10 A, 10 B, a 20-frame
+           dissolve to C, 10 C) and a dissolve then a cut (10 A, a 20-frame
+           dissolve to B, 10 B, 10 C)
 Per clip: the mean absolute error of the whole-clip estimate (whole_clip_alpha)
 and of the located one the model starts from (classic_alpha); how many frames
 that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
-clip is called one shot (looks_like_one_shot, as `transition` decides it).
+clip is called one shot (looks_like_one_shot, as `transition` decides it);
+whether a clip not called one shot is refused for changing shot more than once
+(refuse_more_changes, as `transition` decides it: right for every "twice" clip
+and no other).
 With --h264 CRF every clip is first encoded as H.264 at that CRF (23 is
 libx264's default, higher is lossier) and decoded again, as a user's rendered
 video comes: at --side, so the coding noise weighs more than on a full-size
@@ -41,8 +49,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ddip_video.errors import InputError  # noqa: E402
 from ddip_video.tasks.transition import (classic_alpha, classic_view, looks_like_one_shot,  # noqa: E402
-                                         whole_clip_alpha)
+                                         refuse_more_changes, whole_clip_alpha)
 from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
 from ddip_video.video import StreamingWriter, read_video  # noqa: E402
 from eval_transition import back_and_forth, ramp  # noqa: E402  (beside this script)
@@ -60,8 +69,9 @@ def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray) -> torch.Tensor:
     return torch.round((w * a + (1 - w) * b) * 255) / 255
 
 
-def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor]):
-    """(group, name, frames, true alpha or None for a single shot)."""
+def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor], twice: bool = False):
+    """(group, name, frames, true alpha or None for a single shot or a clip
+    that changes shot twice)."""
     names = sorted(sequences)
     for a, b in itertools.permutations(names, 2):
         n = min(40, len(sequences[a]), len(sequences[b]))
@@ -83,6 +93,22 @@ def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor]):
         yield "single", f"{name} whole", sequences[name], None
     for name, frames in singles.items():
         yield "single", name, frames, None
+    if twice:
+        yield from twice_clips(sequences)
+
+
+def twice_clips(sequences: dict[str, torch.Tensor]):
+    """The "twice" group (see the doc): clips with two changes of shot."""
+    for a, b, c in itertools.permutations(sorted(sequences), 3):
+        if min(len(sequences[s]) for s in (a, b, c)) < 40:
+            continue
+        shot_a, shot_b, shot_c = (sequences[s][:40] for s in (a, b, c))
+        dissolve = layout(0, 20, 0)
+        yield "twice", f"{a}|{b}|{c} two cuts", torch.cat([shot_a[:12], shot_b[12:26], shot_c[26:40]]), None
+        yield "twice", f"{a}|{b}|{c} cut, dissolve", torch.cat(
+            [shot_a[:10], shot_b[:10], mix(shot_b[10:30], shot_c[10:30], dissolve), shot_c[30:40]]), None
+        yield "twice", f"{a}|{b}|{c} dissolve, cut", torch.cat(
+            [shot_a[:10], mix(shot_a[10:30], shot_b[10:30], dissolve), shot_b[30:40], shot_c[:10]]), None
 
 
 def h264_round_trip(frames: torch.Tensor, crf: int) -> torch.Tensor:
@@ -100,8 +126,13 @@ def score(frames: torch.Tensor, alpha: np.ndarray | None) -> dict:
     view = classic_view(frames)
     whole = whole_clip_alpha(view)
     located = classic_alpha(frames, view, whole)
-    row = dict(frames=len(frames), one_shot=bool(looks_like_one_shot(view, whole)),
+    row = dict(frames=len(frames), one_shot=bool(looks_like_one_shot(view, whole)), refused=False,
                seconds=time.perf_counter() - start)
+    if not row["one_shot"]:
+        try:
+            refuse_more_changes(view)
+        except InputError:
+            row["refused"] = True
     if alpha is not None:
         pure = (alpha == 0) | (alpha == 1)
         row.update(pure=int(pure.sum()),
@@ -117,6 +148,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=160, help="longer side the clips are mixed at (default 160)")
     parser.add_argument("--singles", nargs="*", type=Path, default=[], help="more single-shot clips")
     parser.add_argument("--h264", type=int, metavar="CRF", help="round-trip every clip through H.264 at this CRF")
+    parser.add_argument("--twice", action="store_true", help="also the clips that change shot twice")
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     folders = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir())
@@ -125,33 +157,36 @@ def main() -> None:
     sequences = {p.name: read_video(p / "frames", max_side=args.side)[0] for p in folders}
     singles = {p.name: read_video(p, max_side=args.side)[0] for p in args.singles}
     rows = []
-    for group, name, frames, alpha in clips(sequences, singles):
+    for group, name, frames, alpha in clips(sequences, singles, args.twice):
         if args.h264 is not None:
             frames = h264_round_trip(frames, args.h264)
         row = dict(group=group, clip=name, **score(frames, alpha))
         rows.append(row)
         if alpha is None:
-            print(f"{group:<7}{name:<40}{row['frames']:>5} frames  one shot: {row['one_shot']}", flush=True)
+            print(f"{group:<7}{name:<46}{row['frames']:>5} frames  one shot: {row['one_shot']}  "
+                  f"refused: {row['refused']}", flush=True)
         else:
-            print(f"{group:<7}{name:<40}{row['frames']:>5} frames  MAE whole {row['whole_mae']:.4f} located "
+            print(f"{group:<7}{name:<46}{row['frames']:>5} frames  MAE whole {row['whole_mae']:.4f} located "
                   f"{row['located_mae']:.4f}  single-shot frames left mixed {row['whole_left_mixed']} / "
-                  f"{row['located_left_mixed']} of {row['pure']}  one shot: {row['one_shot']}", flush=True)
+                  f"{row['located_left_mixed']} of {row['pure']}  one shot: {row['one_shot']}  "
+                  f"refused: {row['refused']}", flush=True)
     coding = f", H.264 at CRF {args.h264}" if args.h264 is not None else ""
     print(f"\nat {args.side} px{coding}; per group: mean (max) alpha error of the whole-clip / located estimate, "
-          "single-shot frames left mixed, clips called one shot")
-    for group in ("short", "cut", "long", "single"):
+          "single-shot frames left mixed, clips called one shot, clips refused as changing shot more than once")
+    for group in ("short", "cut", "long", "single", "twice"):
         rs = [r for r in rows if r["group"] == group]
         if not rs:
             continue
-        called = sum(r["one_shot"] for r in rs)
-        if group == "single":
-            print(f"{group:<7}{len(rs):>3} clips  called one shot {called} of {len(rs)}")
+        called, refused = sum(r["one_shot"] for r in rs), sum(r["refused"] for r in rs)
+        if group in ("single", "twice"):
+            print(f"{group:<7}{len(rs):>3} clips  called one shot {called} of {len(rs)}  "
+                  f"refused {refused} of {len(rs)}")
             continue
         mae = lambda key: f"{np.mean([r[key] for r in rs]):.4f} ({np.max([r[key] for r in rs]):.4f})"
         left = lambda key: sum(r[key] for r in rs)
         print(f"{group:<7}{len(rs):>3} clips  MAE {mae('whole_mae')} / {mae('located_mae')}  left mixed "
               f"{left('whole_left_mixed')} / {left('located_left_mixed')} of {left('pure')}  "
-              f"called one shot {called} of {len(rs)}")
+              f"called one shot {called} of {len(rs)}  refused {refused} of {len(rs)}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(side=args.side, h264=args.h264, rows=rows), indent=2))

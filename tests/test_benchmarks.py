@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bound_transition  # noqa: E402
+import eval_classic_alpha  # noqa: E402
 import eval_transition  # noqa: E402
 from ddip_video.video import read_video  # noqa: E402
 
@@ -42,3 +43,19 @@ def test_bound_recovers_still_shots_from_their_flow(sample_clip, second_clip):
     assert max(without["psnr_a"], without["psnr_b"]) < 30
     assert [p["frame"] for p in with_motion["per_frame"]] == [1, 2, 3, 4]
     assert np.all(np.isfinite([p["a"] for p in with_motion["per_frame"]]))
+
+
+def test_twice_clips_change_shot_where_their_names_say():
+    """eval_classic_alpha's "twice" group: per ordered triple, two cuts, a cut
+    then a dissolve, a dissolve then a cut, each shot where the doc puts it."""
+    shots = {name: torch.full((40, 3, 2, 2), level) for name, level in (("a", 0.2), ("b", 0.5), ("c", 0.8))}
+    clips = list(eval_classic_alpha.twice_clips(shots))
+    assert len(clips) == 6 * 3 and all(group == "twice" and alpha is None for group, _, _, alpha in clips)
+    levels = {name: frames[:, 0, 0, 0].numpy() for _, name, frames, _ in clips}
+    dissolve = 0.8 + (0.5 - 0.8) * np.linspace(1, 0, 22)[1:-1]
+    np.testing.assert_allclose(levels["a|b|c two cuts"], np.r_[[0.2] * 12, [0.5] * 14, [0.8] * 14])
+    np.testing.assert_allclose(levels["a|b|c cut, dissolve"], np.r_[[0.2] * 10, [0.5] * 10, dissolve, [0.8] * 10],
+                               atol=0.5 / 255)
+    np.testing.assert_allclose(levels["a|b|c dissolve, cut"],
+                               np.r_[[0.2] * 10, 0.5 + (0.2 - 0.5) * np.linspace(1, 0, 22)[1:-1], [0.5] * 10,
+                                     [0.8] * 10], atol=0.5 / 255)

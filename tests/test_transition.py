@@ -4,6 +4,7 @@ against its exact ground truth, a fade from black, a dip to black, the CLI
 end to end, and bad input."""
 import csv
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -14,9 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, classic_alpha, classic_view,
-                                         decreasing_fit, describe, energy_alpha, fit_dissolve, gray_gradients,
-                                         largest_step_ratio, looks_like_one_shot, projection_alpha, snap_alpha,
+from ddip_video.errors import InputError
+from ddip_video.tasks.common import frames_to_uint8
+from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, changes_beside, classic_alpha,
+                                         classic_view, cut_within, decreasing_fit, describe, energy_alpha,
+                                         fit_dissolve, gray_gradients, largest_step_ratio, locate_transition,
+                                         looks_like_one_shot, projection_alpha, refuse_more_changes, snap_alpha,
                                          split_residual, thumbnails, unmix, whole_clip_alpha)
 from ddip_video.video import StreamingWriter, probe, read_video
 
@@ -180,6 +184,42 @@ def test_a_small_change_in_a_still_shot_is_no_cut(sample_clip, second_clip):
         assert looks_like_one_shot(view, whole_clip_alpha(view)) == one
     assert largest_step_ratio(thumbnails(still)) < 1
     assert largest_step_ratio(thumbnails(cut)) > 20
+
+
+def test_a_clip_that_changes_shot_twice_is_refused(sample_clip, second_clip):
+    # at 160 px, the size the thresholds were measured at; the third shot is the
+    # first one upside down (real content, unlike either)
+    a, _ = read_video(sample_clip, max_side=160)
+    b, _ = read_video(second_clip, max_side=160)
+    c = a.flip(-2)
+    w = torch.linspace(1, 0, 22)[1:-1].view(-1, 1, 1, 1)
+    twice = {"two cuts": (torch.cat([a[:10], b[10:20], c[20:30]]), [10, 20]),
+             "cut, dissolve": (torch.cat([a[:8], b[:8], w * b[8:28] + (1 - w) * c[8:28], c[28:36]]), [8, 16])}
+    for name, (frames, changes) in twice.items():
+        with pytest.raises(InputError, match="changes shot more than once") as error:
+            refuse_more_changes(classic_view(frames))
+        named = [int(t) for t in re.findall(r"frames? (\d+)", str(error.value))]
+        assert all(any(abs(t - change) <= 1 for t in named) for change in changes), (name, str(error.value))
+    # beside a fade the black shot's side is not looked at: its faint frames are no shot alone
+    view = classic_view(twice["two cuts"][0])
+    first, last = locate_transition(view)
+    assert changes_beside(view, first, last) and not changes_beside(view, first, last, (True, True))
+    once = [mix(a[:20], b[:20], ramp(20, "middle")), mix(a[:20], b[:20], ramp(20, "whole")),
+            mix(a[:20], b[:20], np.r_[np.ones(7), np.zeros(13)]), a[:20]]
+    for frames in once:
+        refuse_more_changes(classic_view(frames))
+
+
+def test_cut_within_finds_a_cut_a_fitted_dissolve_took_in():
+    rng = np.random.default_rng(0)
+    shots = rng.random((3, 48))
+    ramp_ab = np.linspace(1, 0, 12)[:, None] * shots[0] + np.linspace(0, 1, 12)[:, None] * shots[1]
+    dissolve = np.r_[shots[:1].repeat(4, 0), ramp_ab, shots[1:2].repeat(4, 0)]
+    assert cut_within(dissolve, 5, 14) is None  # an even ramp: no cut
+    ramp_bc = np.linspace(1, 0, 12)[:, None] * shots[1] + np.linspace(0, 1, 12)[:, None] * shots[2]
+    cut_then_dissolve = np.r_[shots[:1].repeat(4, 0), ramp_bc, shots[2:3].repeat(4, 0)]
+    assert cut_within(cut_then_dissolve, 1, 15) == 4  # fitted as one long ramp, the cut inside it
+    assert cut_within(dissolve, 5, 6) is None  # too short to tell
 
 
 def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
@@ -418,7 +458,7 @@ def test_cli_unmixes_a_dip_to_black(tmp_path, two_shots):
     assert shot_a[5].mean() > 0.2 and shot_b[8].mean() > 0.2  # the shots, not the black frames
 
 
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, sample_clip):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, sample_clip, second_clip):
     one = tmp_path / "one_frame"
     one.mkdir()
     cv2.imwrite(str(one / "0.png"), np.full((60, 80, 3), 128, np.uint8))
@@ -426,7 +466,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, sample_clip):
     black.mkdir()
     for t in range(3):
         cv2.imwrite(str(black / f"{t}.png"), np.zeros((60, 80, 3), np.uint8))
-    cases = {one: "at least 2 frames", black: "both black", tmp_path / "nope.mp4": "no such file"}
+    twice = tmp_path / "two_cuts"  # shots A, B, then A upside down
+    a = frames_to_uint8(read_video(sample_clip, max_side=160)[0][:20])
+    twice.mkdir()
+    for t, frame in enumerate(np.r_[a[:10], frames_to_uint8(read_video(second_clip, max_side=160)[0][10:20]),
+                                    a[10:20, ::-1]]):
+        cv2.imwrite(str(twice / f"{t:03d}.png"), frame[..., ::-1])
+    cases = {one: "at least 2 frames", black: "both black", tmp_path / "nope.mp4": "no such file",
+             twice: "changes shot more than once"}
     for bad, message in cases.items():
         outdir = tmp_path / "out"
         result = run_cli("transition", bad, "-o", outdir, "--iters", "2", "--quiet")

@@ -22,7 +22,8 @@ black (shot A fades out, black, shot B fades in) is two fades, split at the
 black frames and unmixed one after the other; there the weight of shot B is
 not 1 - alpha_t and is reported beside it. A clip
 that holds no transition at all (one shot, no cut, no mix: see
-looks_like_one_shot) is reported as such and passes through as shot A.
+looks_like_one_shot) is reported as such and passes through as shot A; one
+that changes shot more than once is refused (refuse_more_changes).
 """
 from __future__ import annotations
 
@@ -359,6 +360,46 @@ def largest_step_ratio(thumbs: np.ndarray) -> float:
     return float(steps[k] / max(float(np.median(np.delete(steps, k))), STEP_NOISE_FLOOR))
 
 
+def changes_beside(view: ClassicView, first: int, last: int, black: tuple[bool, bool] = (False, False)) -> list[int]:
+    """Frames (about) where the clip `view` changes shot in the stretches of
+    one shot alone before and after its transition over frames first..last
+    (first = last + 1: a cut before `first`): see holds_a_change. The side of
+    a black shot (black: shot A, shot B) is not looked at: a fade's faint
+    frames, which the located transition may leave out, are no shot alone
+    and the mix tests do not hold there."""
+    changes = []
+    for lo, hi, skip in ((0, first, black[0]), (last + 1, len(view.thumbs), black[1])):
+        if not skip and hi - lo >= 3 and holds_a_change(view.part(lo, hi)):
+            changes.append(lo + locate_transition(view.part(lo, hi))[0])
+    return changes
+
+
+def cut_within(thumbs: np.ndarray, first: int, last: int) -> int | None:
+    """The frame after a cut that the transition fitted over frames first..last
+    took in, or None: a linear dissolve spreads its change evenly over its
+    steps, so one step CUT_STEP_RATIO times the median of the others (in a
+    transition of 3 steps or more) is a cut."""
+    lo = max(first - 1, 0)
+    steps = np.abs(np.diff(thumbs[lo:last + 2], axis=0)).mean(1)
+    if len(steps) < 3:
+        return None
+    k = int(np.argmax(steps))
+    return lo + k + 1 if steps[k] >= CUT_STEP_RATIO * max(float(np.median(np.delete(steps, k))), STEP_NOISE_FLOOR) \
+        else None
+
+
+def holds_a_change(view: ClassicView) -> bool:
+    """Whether a clip (at least 3 frames) surely holds a cut or a dissolve: a
+    cut stands out, or both mix tests say mixed (looks_like_one_shot wants
+    only one of them to say one shot). Stricter than not looks_like_one_shot,
+    which a short stretch of a single moving shot can fail (see
+    benchmarks/README, "More than one shot change")."""
+    if largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
+        return True
+    figures = mix_evidence(view.gradients, whole_clip_alpha(view))
+    return figures is not None and figures[0] < ONE_SHOT_MISMATCH_RATIO and figures[1] < ONE_SHOT_ENERGY_DIP
+
+
 def mix_evidence(gradients: tuple[torch.Tensor, torch.Tensor], alpha: np.ndarray) -> tuple[float, float] | None:
     """(median mismatch ratio, energy dip) over the half-mixed frames (see
     above), or None where there is none."""
@@ -553,10 +594,29 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     whole = whole_clip_alpha(view)  # what the one-shot test's thresholds were measured on
     if not (black[0] or black[-1]) and looks_like_one_shot(view, whole):
         return one_shot(frames, opts, device, whole, time.perf_counter() - start)
+    refuse_more_changes(view, (black[0], black[-1]))
     part = unmix_transition(frames, (black[0], black[-1]), opts, device, generator, view, whole)
     kind, first, last = describe(part.alpha, black[0], black[-1])
     return Unmixing(part.alpha, part.shot_a, part.shot_b, kind, first, last, time.perf_counter() - start,
                     device_label(device), opts, part.prior, dict(optimize=part.fit.seconds), fits=[part.record])
+
+
+def refuse_more_changes(view: ClassicView, black: tuple[bool, bool] = (False, False), offset: int = 0) -> None:
+    """Stops with an InputError where the clip `view` (its first frame being
+    frame `offset` of the input; black: whether shot A, shot B is black)
+    changes shot besides its one transition: the model has two shots, and a
+    third would be smeared into them."""
+    first, last = locate_transition(view)
+    beside, within = changes_beside(view, first, last, black), cut_within(view.thumbs, first, last)
+    if not beside and within is None:
+        return
+    frames = lambda ts: ("frame " if len(ts) == 1 else "frames ") + ", ".join(str(t + offset) for t in ts)
+    span = f"frames {first + offset}-{last + offset}"
+    found = [f"a cut at frame {within + offset} inside what fits as a transition over {span}"] if within is not None \
+        else [f"a cut at frame {first + offset}" if first > last else f"a transition over {span}"]
+    if beside:
+        found.append(f"and another change near {frames(beside)}")
+    raise InputError(f"the clip changes shot more than once ({' '.join(found)}): trim it to one transition")
 
 
 @dataclass
@@ -614,9 +674,13 @@ def unmix_dip(frames: torch.Tensor, gap: tuple[int, int], opts: TransitionOption
     fades in from its last; two fades, unmixed one after the other."""
     first_black, last_black = gap
     n = len(frames)
-    fade_out = unmix_transition(frames[:first_black + 1], (False, True), opts, device, generator,
+    views = classic_view(frames[:first_black + 1]), classic_view(frames[last_black:])
+    refuse_more_changes(views[0], (False, True))
+    refuse_more_changes(views[1], (True, False), offset=last_black)
+    fade_out = unmix_transition(frames[:first_black + 1], (False, True), opts, device, generator, views[0],
                                 label="fade out")
-    fade_in = unmix_transition(frames[last_black:], (True, False), opts, device, generator, label="fade in")
+    fade_in = unmix_transition(frames[last_black:], (True, False), opts, device, generator, views[1],
+                               label="fade in")
     alpha = np.r_[fade_out.alpha, np.zeros(n - first_black - 1)]
     weight_b = np.r_[np.zeros(last_black), 1.0 - fade_in.alpha]
     shot_a, shot_b = torch.zeros_like(frames), torch.zeros_like(frames)
