@@ -47,6 +47,7 @@ from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, re
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
                      frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
                      write_contact_sheet)
+from .cuts import CUT_STEP_RATIO, STEP_NOISE_FLOOR, frame_steps, largest_step_ratio, thumbnails
 
 
 MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
@@ -95,13 +96,6 @@ def memory_need(info: VideoInfo, opts: TransitionOptions, device: torch.device) 
 
 
 # ---------------------------------------------------------------- classic analysis
-
-def thumbnails(frames: torch.Tensor, side: int = 16) -> np.ndarray:
-    """T x D: the frames shrunk (antialiased) to `side` pixels on the longer side, flattened."""
-    t, _, h, w = frames.shape
-    size = working_size(w, h, side)
-    return resize_frames(frames.float(), size).reshape(t, -1).double().cpu().numpy()
-
 
 def decreasing_fit(values: np.ndarray) -> np.ndarray:
     """The non-increasing sequence nearest to `values` in least squares (pool adjacent violators)."""
@@ -325,19 +319,9 @@ def fit_dissolve(values: np.ndarray) -> tuple[int, int]:
 # median mismatch ratio is 0.40-0.74 for dissolves and 0.93-1.27 for single
 # shots, which tells them apart; the energy dip (0.37-0.56 against 0.56-1.08)
 # overlaps, and only guards: a clip must also stay above 0.5 to be one shot.
-# A real cut changes the thumbnails between two frames far more than the clip's
-# other steps do: 14-38x their median on 40 DAVIS cuts (after 3 or 20 frames),
-# 1.3-5.0x for the largest step of the single-shot clips. A still camera's
-# median step is mostly noise, and video coding removes it: CDnet highway's
-# median fell from 0.0011 to 0.0004 through H.264 (CRF 28), and a passing truck
-# (a step of 0.005) became a "cut" 11.6x the median. The median counts as at
-# least STEP_NOISE_FLOOR (under one grey level of 255 a thumbnail pixel); real
-# steps are above it (medians 0.006-0.012 on the DAVIS clips, 0.137-0.272 the
-# cuts themselves).
+# A cut makes one step stand out (ddip_video.tasks.cuts).
 ONE_SHOT_MISMATCH_RATIO = 0.85
 ONE_SHOT_ENERGY_DIP = 0.5
-CUT_STEP_RATIO = 8.0
-STEP_NOISE_FLOOR = 0.003
 
 
 def looks_like_one_shot(view: ClassicView, alpha: np.ndarray) -> bool:
@@ -350,14 +334,6 @@ def looks_like_one_shot(view: ClassicView, alpha: np.ndarray) -> bool:
         return False
     figures = mix_evidence(view.gradients, alpha)
     return figures is None or (figures[0] > ONE_SHOT_MISMATCH_RATIO and figures[1] > ONE_SHOT_ENERGY_DIP)
-
-
-def largest_step_ratio(thumbs: np.ndarray) -> float:
-    """The largest change of the thumbnails between neighbouring frames over the
-    median of the other changes (at least STEP_NOISE_FLOOR)."""
-    steps = np.abs(np.diff(thumbs, axis=0)).mean(1)
-    k = int(np.argmax(steps))
-    return float(steps[k] / max(float(np.median(np.delete(steps, k))), STEP_NOISE_FLOOR))
 
 
 def changes_beside(view: ClassicView, first: int, last: int, black: tuple[bool, bool] = (False, False)) -> list[int]:
@@ -380,7 +356,7 @@ def cut_within(thumbs: np.ndarray, first: int, last: int) -> int | None:
     steps, so one step CUT_STEP_RATIO times the median of the others (in a
     transition of 3 steps or more) is a cut."""
     lo = max(first - 1, 0)
-    steps = np.abs(np.diff(thumbs[lo:last + 2], axis=0)).mean(1)
+    steps = frame_steps(thumbs[lo:last + 2])
     if len(steps) < 3:
         return None
     k = int(np.argmax(steps))
