@@ -50,3 +50,18 @@ def test_quality_on_real_frames(blackswan):
     result = separate(frames, opts)
     j_refined = mean_jaccard(full_size(result.masks, truth), truth)[0]
     assert j_refined >= 0.65, f"J {j_refined:.3f}"
+
+
+def test_a_clip_with_cuts_is_separated_shot_by_shot(sample_clip, second_clip):
+    # blackswan, car-shadow, then blackswan upside down: each shot gets its own
+    # hints, scene and full schedule, as if it came alone
+    a = read_video(sample_clip, max_side=64)[0]
+    b = read_video(second_clip, max_side=64)[0]
+    frames = torch.cat([a[:4], b[:5], a.flip(-2)[:3]])
+    opts = FgbgOptions(device="cpu", max_side=64, iters=6, eval_every=3, window=4, progress=False)
+    joined = separate(frames, opts)
+    assert joined.cuts == [4, 9] and joined.iterations == 18
+    assert joined.masks.shape == (12, 1, 36, 64) and joined.background.shape == (12, 3, 36, 64)
+    assert joined.hints.fg_prob.shape == (12, 36, 64) and joined.hints.homographies.shape == (12, 3, 3)
+    alone = separate(b[:5], opts)
+    assert alone.cuts == [] and torch.equal(joined.masks[4:9], alone.masks)
