@@ -2,7 +2,8 @@
 exact ground truth: the alpha estimate it starts from, and whether it calls a
 clip one shot (no transition).
 
-    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--json F]
+    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--twice]
+        [--json F]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 ../shared/data/davis2016. Every sequence is read at --side pixels on the longer
@@ -26,8 +27,8 @@ and of the located one the model starts from (classic_alpha); how many frames
 that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
 clip is called one shot (looks_like_one_shot, as `transition` decides it);
 whether a clip not called one shot is refused for changing shot more than once
-(refuse_more_changes, as `transition` decides it: right for every "twice" clip
-and no other).
+(refuse_more_changes, as `transition` decides it; the right answer is yes for
+the "twice" clips and no for all others).
 With --h264 CRF every clip is first encoded as H.264 at that CRF (23 is
 libx264's default, higher is lossier) and decoded again, as a user's rendered
 video comes: at --side, so the coding noise weighs more than on a full-size
