@@ -3,7 +3,7 @@ exact ground truth: the alpha estimate it starts from, and whether it calls a
 clip one shot (no transition).
 
     python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--twice]
-        [--json F]
+        [--fades] [--json F]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
 ../shared/data/davis2016. Every sequence is read at --side pixels on the longer
@@ -22,6 +22,11 @@ rounded to 8 bits:
            of B, 14 of C), a cut then a dissolve (10 A, 10 B, a 20-frame
            dissolve to C, 10 C) and a dissolve then a cut (10 A, a 20-frame
            dissolve to B, 10 B, 10 C)
+  fade     with --fades, every ordered pair of sequences (first 40 frames) as
+           a fade from black (B fading in over the whole clip), a fade to
+           black (A fading out) and eval_transition's dip to black; only
+           whether `transition` refuses them (it must not), from `unmix`
+           itself with one optimisation step, black frames and all
 Per clip: the mean absolute error of the whole-clip estimate (whole_clip_alpha)
 and of the located one the model starts from (classic_alpha); how many frames
 that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
@@ -51,11 +56,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.errors import InputError  # noqa: E402
-from ddip_video.tasks.transition import (classic_alpha, classic_view, looks_like_one_shot,  # noqa: E402
-                                         refuse_more_changes, whole_clip_alpha)
+from ddip_video.tasks.transition import (TransitionOptions, classic_alpha, classic_view,  # noqa: E402
+                                         looks_like_one_shot, refuse_more_changes, unmix, whole_clip_alpha)
 from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
 from ddip_video.video import StreamingWriter, read_video  # noqa: E402
-from eval_transition import back_and_forth, ramp  # noqa: E402  (beside this script)
+from eval_transition import back_and_forth, ramp, shot_weights  # noqa: E402  (beside this script)
 
 LONG_PAIRS = [("blackswan", "car-shadow"), ("dog", "kite-surf"), ("breakdance", "blackswan"), ("car-shadow", "dog")]
 LONG_LAYOUTS = [(100, 12, 100), (200, 25, 200), (60, 50, 60), (10, 8, 200), (150, 1, 150)]
@@ -70,7 +75,8 @@ def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray) -> torch.Tensor:
     return torch.round((w * a + (1 - w) * b) * 255) / 255
 
 
-def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor], twice: bool = False):
+def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor], twice: bool = False,
+          fades: bool = False):
     """(group, name, frames, true alpha or None for a single shot or a clip
     that changes shot twice)."""
     names = sorted(sequences)
@@ -96,6 +102,8 @@ def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor], 
         yield "single", name, frames, None
     if twice:
         yield from twice_clips(sequences)
+    if fades:
+        yield from fade_clips(sequences)
 
 
 def twice_clips(sequences: dict[str, torch.Tensor]):
@@ -110,6 +118,31 @@ def twice_clips(sequences: dict[str, torch.Tensor]):
             [shot_a[:10], shot_b[:10], mix(shot_b[10:30], shot_c[10:30], dissolve), shot_c[30:40]]), None
         yield "twice", f"{a}|{b}|{c} dissolve, cut", torch.cat(
             [shot_a[:10], mix(shot_a[10:30], shot_b[10:30], dissolve), shot_b[30:40], shot_c[:10]]), None
+
+
+def fade_clips(sequences: dict[str, torch.Tensor]):
+    """The "fade" group (see the doc): fades and dips to black, true alpha None."""
+    for a, b in itertools.permutations(sorted(sequences), 2):
+        n = min(40, len(sequences[a]), len(sequences[b]))
+        shot_a, shot_b = sequences[a][:n], sequences[b][:n]
+        black = torch.zeros_like(shot_a)
+        for shape, (first, second) in (("fade from black", (black, shot_b)), ("fade to black", (shot_a, black)),
+                                       ("dip", (shot_a, shot_b))):
+            alpha, beta = shot_weights(n, "dip" if shape == "dip" else "whole")
+            weights = [torch.from_numpy(w).float().view(-1, 1, 1, 1) for w in (alpha, beta)]
+            frames = torch.round((weights[0] * first + weights[1] * second) * 255) / 255
+            yield "fade", f"{a}:{b} {shape}", frames, None
+
+
+def refused_by_unmix(frames: torch.Tensor) -> bool:
+    """Whether `transition` refuses the clip as changing shot more than once."""
+    try:
+        unmix(frames, TransitionOptions(device="cpu", max_side=max(frames.shape[-2:]), iters=1, progress=False))
+    except InputError as error:
+        if "more than once" in str(error):
+            return True
+        raise
+    return False
 
 
 def h264_round_trip(frames: torch.Tensor, crf: int) -> torch.Tensor:
@@ -150,6 +183,7 @@ def main() -> None:
     parser.add_argument("--singles", nargs="*", type=Path, default=[], help="more single-shot clips")
     parser.add_argument("--h264", type=int, metavar="CRF", help="round-trip every clip through H.264 at this CRF")
     parser.add_argument("--twice", action="store_true", help="also the clips that change shot twice")
+    parser.add_argument("--fades", action="store_true", help="also fades and dips to black (refusal only)")
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     args = parser.parse_args()
     folders = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir())
@@ -158,9 +192,13 @@ def main() -> None:
     sequences = {p.name: read_video(p / "frames", max_side=args.side)[0] for p in folders}
     singles = {p.name: read_video(p, max_side=args.side)[0] for p in args.singles}
     rows = []
-    for group, name, frames, alpha in clips(sequences, singles, args.twice):
+    for group, name, frames, alpha in clips(sequences, singles, args.twice, args.fades):
         if args.h264 is not None:
             frames = h264_round_trip(frames, args.h264)
+        if group == "fade":
+            rows.append(dict(group=group, clip=name, frames=len(frames), refused=refused_by_unmix(frames)))
+            print(f"{group:<7}{name:<46}{len(frames):>5} frames  refused: {rows[-1]['refused']}", flush=True)
+            continue
         row = dict(group=group, clip=name, **score(frames, alpha))
         rows.append(row)
         if alpha is None:
@@ -174,9 +212,12 @@ def main() -> None:
     coding = f", H.264 at CRF {args.h264}" if args.h264 is not None else ""
     print(f"\nat {args.side} px{coding}; per group: mean (max) alpha error of the whole-clip / located estimate, "
           "single-shot frames left mixed, clips called one shot, clips refused as changing shot more than once")
-    for group in ("short", "cut", "long", "single", "twice"):
+    for group in ("short", "cut", "long", "single", "twice", "fade"):
         rs = [r for r in rows if r["group"] == group]
         if not rs:
+            continue
+        if group == "fade":
+            print(f"{group:<7}{len(rs):>3} clips  refused {sum(r['refused'] for r in rs)} of {len(rs)}")
             continue
         called, refused = sum(r["one_shot"] for r in rs), sum(r["refused"] for r in rs)
         if group in ("single", "twice"):

@@ -59,3 +59,15 @@ def test_twice_clips_change_shot_where_their_names_say():
     np.testing.assert_allclose(levels["a|b|c dissolve, cut"],
                                np.r_[[0.2] * 10, 0.5 + (0.2 - 0.5) * np.linspace(1, 0, 22)[1:-1], [0.5] * 10,
                                      [0.8] * 10], atol=0.5 / 255)
+
+
+def test_fade_clips_are_fades_and_dips_to_black():
+    shots = {name: torch.full((40, 3, 2, 2), level) for name, level in (("a", 0.4), ("b", 0.8))}
+    clips = {name: frames[:, 0, 0, 0].numpy() for _, name, frames, _ in eval_classic_alpha.fade_clips(shots)}
+    assert sorted(clips) == sorted(f"{p} {s}" for p in ("a:b", "b:a")
+                                   for s in ("fade from black", "fade to black", "dip"))
+    ramp = np.linspace(1, 0, 40)
+    np.testing.assert_allclose(clips["a:b fade from black"], (1 - ramp) * 0.8, atol=0.5 / 255)
+    np.testing.assert_allclose(clips["a:b fade to black"], ramp * 0.4, atol=0.5 / 255)
+    dip = clips["a:b dip"]
+    assert dip[0] == dip[9] == 0.4 and dip[-1] == 0.8 and (dip == 0).sum() == 2  # a quarter of A, 2 black
