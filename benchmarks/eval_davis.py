@@ -28,6 +28,7 @@ from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrin
 
 from ddip_video.metrics import mean_jaccard  # noqa: E402
 from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, run_fgbg  # noqa: E402
+from overrides import option_overrides  # noqa: E402  (beside this script)
 
 
 def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
@@ -38,17 +39,6 @@ def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
         seconds = time.perf_counter() - start
         masks = [_read_gray(p) > 127 for p in sorted((Path(outdir) / "masks").glob("*.png"))]
     return masks, result.separation.hints.fg_mask, result, seconds
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """KEY=VALUE strings -> FgbgOptions fields, each value cast to the field's default's type."""
-    overrides = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if not hasattr(FgbgOptions, key):
-            raise SystemExit(f"--set: FgbgOptions has no field {key!r}")
-        overrides[key] = type(getattr(FgbgOptions, key))(value)
-    return overrides
 
 
 def main() -> None:
@@ -71,7 +61,7 @@ def main() -> None:
     if not sequences:
         raise SystemExit(f"no sequences (folders with frames/ and masks/) in {args.data_dir}")
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                       mask_png=True, progress=False, **parse_overrides(args.set))
+                       mask_png=True, progress=False, **option_overrides(FgbgOptions, args.set))
     baselines = {} if args.no_baselines else {k: v for k, v in METHODS.items() if k != "hints"}
     rows = []
     for seq in sequences:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import sys
 import tempfile
@@ -52,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
 from ddip_video.tasks.transition import TransitionOptions, run_transition, split_residual  # noqa: E402
 from ddip_video.video import read_video, resize_frames, working_size  # noqa: E402
+from overrides import option_overrides  # noqa: E402  (beside this script)
 
 DEFAULT_PAIRS = ["blackswan:car-shadow", "dog:kite-surf", "breakdance:blackswan"]
 
@@ -208,7 +208,7 @@ def main() -> None:
                         help="a TransitionOptions field to change (a trial)")
     args = parser.parse_args()
     opts = TransitionOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
-                             progress=False, **option_overrides(args.set))
+                             progress=False, **option_overrides(TransitionOptions, args.set))
     rows = []
     for pair in args.pairs:
         name_a, name_b = pair.split(":")
@@ -252,21 +252,6 @@ def main() -> None:
     print("(triv: the input as both shots; best: perfect shots at the working size, see the doc)")
     if args.json:
         write_json(args, rows, means)
-
-
-def option_overrides(settings: list[str]) -> dict:
-    """--set NAME=VALUE ... as TransitionOptions fields, each of its field's type."""
-    fields = [f.name for f in dataclasses.fields(TransitionOptions)]
-    overrides = {}
-    for setting in settings:
-        name, _, value = setting.partition("=")
-        if name not in fields or not value:
-            raise SystemExit(f"--set {setting}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-        kind = type(getattr(TransitionOptions(), name))
-        if kind not in (bool, int, float):
-            raise SystemExit(f"--set {setting}: {name} has its own flag")
-        overrides[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    return overrides
 
 
 def profile(per_frame: list[dict], weight: str, key: str) -> str:

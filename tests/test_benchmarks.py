@@ -11,16 +11,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bound_transition  # noqa: E402
 import eval_classic_alpha  # noqa: E402
-import eval_transition  # noqa: E402
+from overrides import option_overrides  # noqa: E402
+from ddip_video.tasks.fgbg import FgbgOptions  # noqa: E402
+from ddip_video.tasks.transition import TransitionOptions  # noqa: E402
 from ddip_video.video import read_video  # noqa: E402
 
 
 def test_option_overrides_take_each_fields_type():
-    assert eval_transition.option_overrides(["exclusion_weight=0", "window=4", "progress=no"]) == dict(
+    assert option_overrides(TransitionOptions, ["exclusion_weight=0", "window=4", "progress=no"]) == dict(
         exclusion_weight=0.0, window=4, progress=False)
+    assert option_overrides(FgbgOptions, ["hint_floor=0.3", "progress=false"]) == dict(hint_floor=0.3, progress=False)
     for bad in (["nonsense=1"], ["window"], ["max_side=64"]):
         with pytest.raises(SystemExit):
-            eval_transition.option_overrides(bad)
+            option_overrides(TransitionOptions, bad)
 
 
 def still_shot(path: Path, frames: int) -> torch.Tensor:
