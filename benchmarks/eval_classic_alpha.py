@@ -70,9 +70,11 @@ def layout(before: int, mixed: int, after: int) -> np.ndarray:
     return np.r_[np.ones(before), np.linspace(1.0, 0.0, mixed + 2)[1:-1], np.zeros(after)]
 
 
-def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray) -> torch.Tensor:
-    w = torch.from_numpy(alpha).float().view(-1, 1, 1, 1)
-    return torch.round((w * a + (1 - w) * b) * 255) / 255
+def mix(a: torch.Tensor, b: torch.Tensor, alpha: np.ndarray, beta: np.ndarray | None = None) -> torch.Tensor:
+    """alpha * a + beta * b per frame, rounded to 8 bits; beta 1 - alpha unless given (a dip)."""
+    beta = 1 - alpha if beta is None else beta
+    w_a, w_b = (torch.from_numpy(np.asarray(w)).float().view(-1, 1, 1, 1) for w in (alpha, beta))
+    return torch.round((w_a * a + w_b * b) * 255) / 255
 
 
 def clips(sequences: dict[str, torch.Tensor], singles: dict[str, torch.Tensor], twice: bool = False,
@@ -129,9 +131,7 @@ def fade_clips(sequences: dict[str, torch.Tensor]):
         for shape, (first, second) in (("fade from black", (black, shot_b)), ("fade to black", (shot_a, black)),
                                        ("dip", (shot_a, shot_b))):
             alpha, beta = shot_weights(n, "dip" if shape == "dip" else "whole")
-            weights = [torch.from_numpy(w).float().view(-1, 1, 1, 1) for w in (alpha, beta)]
-            frames = torch.round((weights[0] * first + weights[1] * second) * 255) / 255
-            yield "fade", f"{a}:{b} {shape}", frames, None
+            yield "fade", f"{a}:{b} {shape}", mix(first, second, alpha, beta), None
 
 
 def refused_by_unmix(frames: torch.Tensor) -> bool:
