@@ -1,14 +1,18 @@
 """DAVIS region similarity J of `ddip-video fgbg`, of its motion hints alone,
-and of OpenCV's MOG2 and KNN, per sequence.
+of a plain motion segmentation and of OpenCV's MOG2 and KNN, per sequence.
 
     python benchmarks/eval_davis.py DATA_DIR [--max-side N] [--device D] [--iters N] [--seq NAME ...] [--json F]
+                                    [--plain-hints]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg, <seq>/masks/*.png),
 like ../shared/data/davis2016. fgbg runs through the CLI's own code path
 (run_fgbg, writing every output); its binary masks are read back from
 masks/*.png. The hints are the ones that run computed, scaled to its working
-size (what the optimisation starts from); MOG2 and KNN run on frames of the
-hints' working size. Times are wall-clock seconds per sequence.
+size (what the optimisation starts from); the plain motion segmentation
+(ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
+MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
+seconds per sequence. --plain-hints, an ablation: fgbg steered by the plain
+segmentation instead of its own hints (what the refinement adds to weak hints).
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
@@ -27,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrink  # noqa: E402
 
 from ddip_video.metrics import mean_jaccard  # noqa: E402
+from ddip_video.motion import plain_motion_hints  # noqa: E402
 from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, run_fgbg  # noqa: E402
 from overrides import option_overrides  # noqa: E402  (beside this script)
 
@@ -54,6 +61,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an FgbgOptions field (tuning), e.g. --set hint_floor=0.3")
     parser.add_argument("--save", type=Path, help="save each sequence's soft masks and hints here (.npz)")
+    parser.add_argument("--plain-hints", action="store_true",
+                        help="an ablation: fgbg steered by the plain motion segmentation (motion.plain_motion_hints) "
+                             "instead of its own hints, to see what the refinement adds to weak hints")
     args = parser.parse_args()
     sequences = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
     if args.seq:
@@ -67,7 +77,8 @@ def main() -> None:
     for seq in sequences:
         truth = [_read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
         h, w = truth[0].shape
-        masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
+        with patch("ddip_video.tasks.fgbg.motion_hints", plain_motion_hints) if args.plain_hints else nullcontext():
+            masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
         sep = result.separation
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0], hints_s=sep.timings["hints"],
@@ -87,9 +98,10 @@ def main() -> None:
               f"{row['best']})  hints J={row['hints_J']:.3f}" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
     methods = ["fgbg", "hints"] + list(baselines)
-    print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}; "
-          f"hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
-          + (f"; MOG2 and KNN at longer side {HINT_SIDE}" if baselines else ""))
+    print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}"
+          + ("; hints: the plain motion segmentation (--plain-hints)" if args.plain_hints else "")
+          + f"; hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
+          + (f"; {', '.join(baselines)} at longer side {HINT_SIDE}" if baselines else ""))
     print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>10}" for m in methods) + f"{'fgbg s':>9}")
     for row in rows:
         print(f"{row['sequence']:<12}{row['frames']:>7}" + "".join(f"{row[m + '_J']:>10.3f}" for m in methods)

@@ -24,13 +24,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.metrics import cdnet_f_measure, mean_jaccard  # noqa: E402
-from ddip_video.motion import motion_hints  # noqa: E402
+from ddip_video.motion import motion_hints, plain_motion_hints  # noqa: E402
 
 Method = Callable[[np.ndarray], np.ndarray]  # T x h x w x 3 uint8 RGB -> T x h x w bool
 
 
 def hints_method(frames: np.ndarray) -> np.ndarray:
     return motion_hints(frames).fg_mask
+
+
+def plain_method(frames: np.ndarray) -> np.ndarray:
+    return plain_motion_hints(frames).fg_mask
 
 
 def _subtractor_method(make: Callable[[], cv2.BackgroundSubtractor]) -> Method:
@@ -49,6 +53,7 @@ def _subtractor_method(make: Callable[[], cv2.BackgroundSubtractor]) -> Method:
 
 METHODS: dict[str, Method] = {
     "hints": hints_method,
+    "plain": plain_method,
     "MOG2": _subtractor_method(cv2.createBackgroundSubtractorMOG2),
     "KNN": _subtractor_method(cv2.createBackgroundSubtractorKNN),
 }

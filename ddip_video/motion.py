@@ -465,3 +465,42 @@ def _soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
         evidence[t] += cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
     evidence *= 0.5
     return evidence.astype(np.float32)
+
+
+# --- the plain baseline ------------------------------------------------------------------
+
+
+def plain_motion_hints(frames: np.ndarray) -> MotionHints:
+    """A plain motion segmentation, a baseline for scale: the camera's motion removed
+    (the same flow and homographies as motion_hints), each frame's residual flow cut at its
+    Otsu threshold, the largest components kept. No change, colour or graph cut.
+
+    Not used by the tasks: benchmarks/eval_davis.py --plain-hints runs fgbg on it, to see
+    what the Double-DIP refinement adds to weak hints."""
+    frames = _check_frames(frames)
+    count, h, w = frames.shape[:3]
+    if count == 1:
+        return motion_hints(frames)
+    pairs, homographies, static = _camera(_gray(frames))
+    ratio = _motion_ratio(pairs, (h, w))
+    del pairs
+    prob = np.empty_like(ratio)
+    mask = np.empty(ratio.shape, bool)
+    sigma = SOFT_EDGE * max(h, w) / REFERENCE_SIDE
+    for t, frame_ratio in enumerate(ratio):
+        threshold = _otsu(frame_ratio)
+        mask[t] = _keep_components(frame_ratio >= threshold, static)
+        # evidence as a probability, 0.5 at the threshold, blended with the mask like fg_prob
+        evidence = 1 / (1 + (threshold / np.maximum(frame_ratio, 1e-6)) ** 2)
+        prob[t] = 0.5 * (evidence + cv2.GaussianBlur(mask[t].astype(np.float32), (0, 0), sigma))
+    return MotionHints(prob, mask, homographies, static)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of a map of non-negative values (on a 256-level scale up to its 99.9th percentile)."""
+    top = float(np.percentile(values, 99.9))
+    if top <= 0:
+        return np.inf
+    levels = np.clip(values / top * 255, 0, 255).astype(np.uint8)
+    level, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return (level + 1) / 255 * top  # cv2 keeps levels above `level`
