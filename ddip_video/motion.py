@@ -473,7 +473,8 @@ def _soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def plain_motion_hints(frames: np.ndarray) -> MotionHints:
     """A plain motion segmentation, a baseline for scale: the camera's motion removed
     (the same flow and homographies as motion_hints), each frame's residual flow cut at its
-    Otsu threshold, the largest components kept. No change, colour or graph cut.
+    Otsu threshold (on the residual over its median, the same cut: Otsu does not mind a
+    frame's scale), the largest components kept. No change, colour or graph cut.
 
     Not used by the tasks: benchmarks/eval_davis.py --plain-hints runs fgbg on it, to see
     what the Double-DIP refinement adds to weak hints."""
