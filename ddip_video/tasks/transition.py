@@ -47,7 +47,7 @@ from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, re
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
                      frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
                      write_contact_sheet)
-from .cuts import CUT_STEP_RATIO, STEP_NOISE_FLOOR, frame_steps, largest_step_ratio, thumbnails
+from .cuts import CUT_STEP_RATIO, frame_steps, largest_step_ratio, thumbnails
 
 
 MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
@@ -356,12 +356,10 @@ def cut_within(thumbs: np.ndarray, first: int, last: int) -> int | None:
     steps, so one step CUT_STEP_RATIO times the median of the others (in a
     transition of 3 steps or more) is a cut."""
     lo = max(first - 1, 0)
-    steps = frame_steps(thumbs[lo:last + 2])
-    if len(steps) < 3:
+    span = thumbs[lo:last + 2]
+    if len(span) < 4 or largest_step_ratio(span) < CUT_STEP_RATIO:
         return None
-    k = int(np.argmax(steps))
-    return lo + k + 1 if steps[k] >= CUT_STEP_RATIO * max(float(np.median(np.delete(steps, k))), STEP_NOISE_FLOOR) \
-        else None
+    return lo + int(np.argmax(frame_steps(span))) + 1
 
 
 def holds_a_change(view: ClassicView) -> bool:
