@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..guided_filter import guided_upsample
 from ..model import BestState, FrameCodes, PanoramaBackground, frame_windows, panorama_geometry
 from ..motion import MotionHints, motion_hints
 from ..nets import SkipNet
@@ -32,6 +33,7 @@ from .cuts import hard_cuts, thumbnails
 
 
 HINT_SIDE = 427  # the motion hints' working size (longer side): classic vision needs detail
+MASK_GUIDE_RADIUS = 3  # at twice the working size: within 0.002 J of the fit at full size (radius 8), 1/9 of its time
 
 
 def scale_hints(hints: MotionHints, size: tuple[int, int]) -> MotionHints:
@@ -265,9 +267,15 @@ class FgbgResult:
     num_frames: int
 
 
-def full_size_masks(separation: Separation, size: tuple[int, int]) -> torch.Tensor:
-    """T x 1 x H x W soft masks at the input's size."""
-    return resize_frames(separation.masks, size).clamp(0, 1)
+def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """One frame's mask (1 x h x w, at the working size) enlarged to its image's
+    size (image: 3 x H x W), its edges drawn to the image's by a guided filter
+    fitted at twice the working size. Measured against plain bilinear
+    enlargement: +0.004 to +0.009 DAVIS J per sequence, some 25 ms a 480p frame
+    on the CPU (benchmarks/README, "Enlarging the mask")."""
+    h, w = mask.shape[-2:]
+    coarse = (min(image.shape[-1], 2 * w), min(image.shape[-2], 2 * h))
+    return guided_upsample(mask[None], image[None], coarse, MASK_GUIDE_RADIUS)[0]
 
 
 def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
@@ -298,7 +306,7 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     try:
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
             image = frame_to_tensor(frame)
-            mask = resize_frames(separation.masks[t:t + 1], size)[0].clamp(0, 1)
+            mask = full_size_mask(separation.masks[t], image)
             clean = resize_frames(separation.background[t:t + 1], size)[0].clamp(0, 1)
             foreground = image * mask
             background = image * (1 - mask) + clean * mask  # the scene with the object removed
