@@ -8,7 +8,10 @@ DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg, <seq>/masks/*.png),
 like ../shared/data/davis2016. fgbg runs through the CLI's own code path
 (run_fgbg, writing every output); its binary masks are read back from
 masks/*.png. The hints are the ones that run computed, scaled to its working
-size (what the optimisation starts from); the plain motion segmentation
+size (what the optimisation starts from), scored twice: their binary mask
+enlarged pixel for pixel (hints), and their soft map enlarged as fgbg enlarges
+its masks, with the frame as guide (guided_hints: fgbg's J minus theirs is what
+the refinement adds). The plain motion segmentation
 (ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
 MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
 seconds per sequence. --plain-hints, an ablation: fgbg steered by the plain
@@ -26,6 +29,7 @@ from pathlib import Path
 from unittest.mock import patch
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +38,8 @@ from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrin
 
 from ddip_video.metrics import mean_jaccard  # noqa: E402
 from ddip_video.motion import plain_motion_hints  # noqa: E402
-from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, run_fgbg  # noqa: E402
+from ddip_video.tasks.common import frame_to_tensor  # noqa: E402
+from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, full_size_mask, run_fgbg  # noqa: E402
 from overrides import option_overrides  # noqa: E402  (beside this script)
 
 
@@ -46,6 +51,14 @@ def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
         seconds = time.perf_counter() - start
         masks = [_read_gray(p) > 127 for p in sorted((Path(outdir) / "masks").glob("*.png"))]
     return masks, result.separation.hints.fg_mask, result, seconds
+
+
+def guided_hint_masks(frames_dir: Path, hint_prob: np.ndarray) -> list[np.ndarray]:
+    """The hints' soft maps (at fgbg's working size) enlarged to the frames' size as
+    fgbg enlarges its masks (full_size_mask): beside fgbg's J, the refinement's own gain."""
+    frames = sorted(frames_dir.glob("*.jpg"))
+    return [full_size_mask(torch.from_numpy(prob)[None], frame_to_tensor(_read_rgb(path)))[0].numpy() > 0.5
+            for prob, path in zip(hint_prob, frames)]
 
 
 def main() -> None:
@@ -81,7 +94,9 @@ def main() -> None:
             masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
         sep = result.separation
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
-                   hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0], hints_s=sep.timings["hints"],
+                   hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0],
+                   guided_hints_J=mean_jaccard(guided_hint_masks(seq / "frames", sep.hints.fg_prob), truth)[0],
+                   hints_s=sep.timings["hints"],
                    optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
                    device=sep.device, max_side=sep.options.max_side, iters=sep.options.iters)
         if baselines:
@@ -95,18 +110,19 @@ def main() -> None:
             np.savez_compressed(args.save / f"{seq.name}.npz", masks=(sep.masks[:, 0].numpy() * 255 + 0.5).astype(np.uint8),
                                 hint_prob=(sep.hints.fg_prob * 255 + 0.5).astype(np.uint8), hint_mask=sep.hints.fg_mask)
         print(f"{seq.name}: fgbg J={row['fgbg_J']:.3f} ({seconds:.1f} s, {sep.iterations} its, best "
-              f"{row['best']})  hints J={row['hints_J']:.3f}" +
+              f"{row['best']})  hints J={row['hints_J']:.3f} (guided {row['guided_hints_J']:.3f})" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
-    methods = ["fgbg", "hints"] + list(baselines)
+    methods = ["fgbg", "hints", "guided_hints"] + list(baselines)
     print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}"
           + ("; hints: the plain motion segmentation (--plain-hints)" if args.plain_hints else "")
           + f"; hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
+          + "; guided_hints: the same enlarged as fgbg enlarges its masks (guided filter)"
           + (f"; {', '.join(baselines)} at longer side {HINT_SIDE}" if baselines else ""))
-    print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>10}" for m in methods) + f"{'fgbg s':>9}")
+    print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>{len(m) + 4}}" for m in methods) + f"{'fgbg s':>9}")
     for row in rows:
-        print(f"{row['sequence']:<12}{row['frames']:>7}" + "".join(f"{row[m + '_J']:>10.3f}" for m in methods)
+        print(f"{row['sequence']:<12}{row['frames']:>7}" + "".join(f"{row[m + '_J']:>{len(m) + 4}.3f}" for m in methods)
               + f"{row['fgbg_s']:>9.1f}")
-    print(f"{'mean':<12}{'':>7}" + "".join(f"{np.mean([r[m + '_J'] for r in rows]):>10.3f}" for m in methods)
+    print(f"{'mean':<12}{'':>7}" + "".join(f"{np.mean([r[m + '_J'] for r in rows]):>{len(m) + 4}.3f}" for m in methods)
           + f"{np.mean([r['fgbg_s'] for r in rows]):>9.1f}")
     if args.json:
         args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, rows=rows), indent=2))
