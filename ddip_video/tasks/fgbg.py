@@ -271,8 +271,10 @@ def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """One frame's mask (1 x h x w, at the working size) enlarged to its image's
     size (image: 3 x H x W), its edges drawn to the image's by a guided filter
     fitted at twice the working size. Measured against plain bilinear
-    enlargement: +0.004 to +0.009 DAVIS J per sequence, some 25 ms a 480p frame
-    on the CPU (benchmarks/README, "Enlarging the mask")."""
+    enlargement: +0.004 to +0.009 DAVIS J per sequence of fgbg's masks, some 25 ms
+    a 480p frame on the CPU; a coarse mask already right (the truth shrunk) loses
+    0.015-0.023 J, its edge moved onto the colour edge (benchmarks/README,
+    "Enlarging the mask")."""
     h, w = mask.shape[-2:]
     coarse = (min(image.shape[-1], 2 * w), min(image.shape[-2], 2 * h))
     return guided_upsample(mask[None], image[None], coarse, MASK_GUIDE_RADIUS)[0]
