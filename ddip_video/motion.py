@@ -485,16 +485,14 @@ def plain_motion_hints(frames: np.ndarray) -> MotionHints:
     pairs, homographies, static = _camera(_gray(frames))
     ratio = _motion_ratio(pairs, (h, w))
     del pairs
-    prob = np.empty_like(ratio)
+    log_odds = np.empty_like(ratio)
     mask = np.empty(ratio.shape, bool)
-    sigma = SOFT_EDGE * max(h, w) / REFERENCE_SIDE
     for t, frame_ratio in enumerate(ratio):
         threshold = _otsu(frame_ratio)
         mask[t] = _keep_components(frame_ratio >= threshold, static)
-        # evidence as a probability, 0.5 at the threshold, blended with the mask like fg_prob
-        evidence = 1 / (1 + (threshold / np.maximum(frame_ratio, 1e-6)) ** 2)
-        prob[t] = 0.5 * (evidence + cv2.GaussianBlur(mask[t].astype(np.float32), (0, 0), sigma))
-    return MotionHints(prob, mask, homographies, static)
+        # even odds at the threshold: the logistic of this is 1 / (1 + (threshold / ratio)^2)
+        log_odds[t] = 2 * (np.log(np.maximum(frame_ratio, 1e-6)) - np.log(threshold))
+    return MotionHints(_soft_mask(log_odds, mask), mask, homographies, static)
 
 
 def _otsu(values: np.ndarray) -> float:
