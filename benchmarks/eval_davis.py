@@ -53,12 +53,11 @@ def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
     return masks, result.separation.hints.fg_mask, result, seconds
 
 
-def guided_hint_masks(frames_dir: Path, hint_prob: np.ndarray) -> list[np.ndarray]:
+def guided_hint_masks(frames: list[np.ndarray], hint_prob: np.ndarray) -> list[np.ndarray]:
     """The hints' soft maps (at fgbg's working size) enlarged to the frames' size as
     fgbg enlarges its masks (full_size_mask): beside fgbg's J, the refinement's own gain."""
-    frames = sorted(frames_dir.glob("*.jpg"))
-    return [full_size_mask(torch.from_numpy(prob)[None], frame_to_tensor(_read_rgb(path)))[0].numpy() > 0.5
-            for prob, path in zip(hint_prob, frames)]
+    return [full_size_mask(torch.from_numpy(prob)[None], frame_to_tensor(frame))[0].numpy() > 0.5
+            for prob, frame in zip(hint_prob, frames)]
 
 
 def main() -> None:
@@ -93,14 +92,15 @@ def main() -> None:
         with patch("ddip_video.tasks.fgbg.motion_hints", plain_motion_hints) if args.plain_hints else nullcontext():
             masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
         sep = result.separation
+        rgb = [_read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))]
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0],
-                   guided_hints_J=mean_jaccard(guided_hint_masks(seq / "frames", sep.hints.fg_prob), truth)[0],
+                   guided_hints_J=mean_jaccard(guided_hint_masks(rgb, sep.hints.fg_prob), truth)[0],
                    hints_s=sep.timings["hints"],
                    optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
                    device=sep.device, max_side=sep.options.max_side, iters=sep.options.iters)
         if baselines:
-            frames = shrink([_read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))], HINT_SIDE)
+            frames = shrink(rgb, HINT_SIDE)
             for name, method in baselines.items():
                 found, secs = run_timed(method, frames)
                 row[f"{name}_J"], row[f"{name}_s"] = mean_jaccard(enlarge(found, h, w), truth)[0], secs
