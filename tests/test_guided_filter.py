@@ -84,3 +84,14 @@ def test_flat_image_gives_the_smooth_enlargement():
     guided = guided_upsample(mask, image, (16, 16), 1)
     smooth = resize_frames(box_mean(box_mean(resize_frames(mask, (16, 16)), 1), 1), (40, 40))
     torch.testing.assert_close(guided, smooth.clamp(0, 1), atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fgbg enlarges its masks there)")
+def test_full_size_mask_on_cuda_matches_cpu():
+    """fgbg runs the enlargement on the model's device: a GPU must give the CPU's mask."""
+    from ddip_video.tasks.fgbg import full_size_mask
+    generator = torch.Generator().manual_seed(3)
+    mask, image = torch.rand(1, 24, 40, generator=generator), torch.rand(3, 120, 200, generator=generator)
+    on_gpu = full_size_mask(mask.cuda(), image.cuda())
+    assert on_gpu.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.cpu(), full_size_mask(mask, image), atol=1e-4, rtol=0)
