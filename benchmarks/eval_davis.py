@@ -11,7 +11,9 @@ masks/*.png. The hints are the ones that run computed, scaled to its working
 size (what the optimisation starts from), scored twice: their binary mask
 enlarged pixel for pixel (hints), and their soft map enlarged as fgbg enlarges
 its masks, with the frame as guide (guided_hints: fgbg's J minus theirs is what
-the refinement adds). The plain motion segmentation
+the refinement adds). plate: the evidence the Double-DIP objective itself has, each
+frame's colour distance to the fitted background layer (both blurred, sigma 2 px at
+the working size) cut at its Otsu threshold. The plain motion segmentation
 (ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
 MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
 seconds per sequence. --plain-hints, an ablation: fgbg steered by the plain
@@ -28,6 +30,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from unittest.mock import patch
 
+import cv2
 import numpy as np
 import torch
 
@@ -40,6 +43,7 @@ from ddip_video.metrics import mean_jaccard  # noqa: E402
 from ddip_video.motion import plain_motion_hints  # noqa: E402
 from ddip_video.tasks.common import frame_to_tensor  # noqa: E402
 from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, full_size_mask, run_fgbg  # noqa: E402
+from ddip_video.video import resize_frames  # noqa: E402
 from overrides import option_overrides  # noqa: E402  (beside this script)
 
 
@@ -58,6 +62,23 @@ def guided_hint_masks(frames: list[np.ndarray], hint_prob: np.ndarray) -> list[n
     fgbg enlarges its masks (full_size_mask): beside fgbg's J, the refinement's own gain."""
     return [full_size_mask(torch.from_numpy(prob)[None], frame_to_tensor(frame))[0].numpy() > 0.5
             for prob, frame in zip(hint_prob, frames)]
+
+
+def plate_masks(frames: list[np.ndarray], background: torch.Tensor) -> list[np.ndarray]:
+    """Where the frames (H x W x 3 uint8) differ from fgbg's background layer (T x 3 x h x w,
+    working size): the colour distance, both blurred (sigma 2 px), cut at each frame's
+    Otsu threshold. What the reconstruction tells the mask, without the hints."""
+    size = (background.shape[-1], background.shape[-2])
+    small = resize_frames(torch.stack([frame_to_tensor(f) for f in frames]), size).numpy()
+
+    def blurred(image):  # 3 x h x w -> h x w x 3
+        return cv2.GaussianBlur(np.ascontiguousarray(image.transpose(1, 2, 0)), (0, 0), 2)
+    masks = []
+    for frame, plate in zip(small, background.numpy()):
+        distance = np.abs(blurred(frame) - blurred(plate)).mean(2)
+        level = (np.clip(distance, 0, 1) * 255).astype(np.uint8)
+        masks.append(cv2.threshold(level, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1] > 0)
+    return masks
 
 
 def main() -> None:
@@ -96,6 +117,7 @@ def main() -> None:
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0],
                    guided_hints_J=mean_jaccard(guided_hint_masks(rgb, sep.hints.fg_prob), truth)[0],
+                   plate_J=mean_jaccard(enlarge(plate_masks(rgb, sep.background), h, w), truth)[0],
                    hints_s=sep.timings["hints"],
                    optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
                    device=sep.device, max_side=sep.options.max_side, iters=sep.options.iters)
@@ -110,13 +132,15 @@ def main() -> None:
             np.savez_compressed(args.save / f"{seq.name}.npz", masks=(sep.masks[:, 0].numpy() * 255 + 0.5).astype(np.uint8),
                                 hint_prob=(sep.hints.fg_prob * 255 + 0.5).astype(np.uint8), hint_mask=sep.hints.fg_mask)
         print(f"{seq.name}: fgbg J={row['fgbg_J']:.3f} ({seconds:.1f} s, {sep.iterations} its, best "
-              f"{row['best']})  hints J={row['hints_J']:.3f} (guided {row['guided_hints_J']:.3f})" +
+              f"{row['best']})  hints J={row['hints_J']:.3f} (guided {row['guided_hints_J']:.3f})"
+              f"  plate J={row['plate_J']:.3f}" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
-    methods = ["fgbg", "hints", "guided_hints"] + list(baselines)
+    methods = ["fgbg", "hints", "guided_hints", "plate"] + list(baselines)
     print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}"
           + ("; hints: the plain motion segmentation (--plain-hints)" if args.plain_hints else "")
           + f"; hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
           + "; guided_hints: the same enlarged as fgbg enlarges its masks (guided filter)"
+          + "; plate: frame vs fgbg's background layer, Otsu"
           + (f"; {', '.join(baselines)} at longer side {HINT_SIDE}" if baselines else ""))
     print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>{len(m) + 4}}" for m in methods) + f"{'fgbg s':>9}")
     for row in rows:
