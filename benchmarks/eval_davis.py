@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrink  # noqa: E402
 
 from ddip_video.metrics import mean_jaccard  # noqa: E402
-from ddip_video.motion import plain_motion_hints  # noqa: E402
+from ddip_video.motion import _otsu, plain_motion_hints  # noqa: E402
 from ddip_video.tasks.common import frame_to_tensor  # noqa: E402
 from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, full_size_mask, run_fgbg  # noqa: E402
 from ddip_video.video import resize_frames  # noqa: E402
@@ -73,12 +73,8 @@ def plate_masks(frames: list[np.ndarray], background: torch.Tensor) -> list[np.n
 
     def blurred(image):  # 3 x h x w -> h x w x 3
         return cv2.GaussianBlur(np.ascontiguousarray(image.transpose(1, 2, 0)), (0, 0), 2)
-    masks = []
-    for frame, plate in zip(small, background.numpy()):
-        distance = np.abs(blurred(frame) - blurred(plate)).mean(2)
-        level = (np.clip(distance, 0, 1) * 255).astype(np.uint8)
-        masks.append(cv2.threshold(level, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1] > 0)
-    return masks
+    distances = [np.abs(blurred(frame) - blurred(plate)).mean(2) for frame, plate in zip(small, background.numpy())]
+    return [distance >= _otsu(distance) for distance in distances]
 
 
 def main() -> None:
