@@ -110,7 +110,7 @@ def run_fgbg(args) -> int:
     work += f" at --max-side {sep.options.max_side}"
     best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
     print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {sep.seconds:.1f} s "
-          f"({work}{best}, {sep.device})")
+          f"({work}{best}, {sep.device}); {result.foreground_text()}")
     return 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ddip_video.cli import main
-from ddip_video.video import probe
+from ddip_video.video import iter_frames, probe
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
 
@@ -42,6 +42,7 @@ def test_fgbg_end_to_end_on_the_sample(sample_clip, tmp_path):
                      "--mask-png", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "fgbg: 30 frames at 854x480" in result.stdout
+    assert " of 30 frames, covering " in result.stdout  # how much the mask holds
     assert digest(sample_clip) == before  # the input is never touched
     source = probe(sample_clip)
     for name in ("foreground.mp4", "background.mp4", "mask.mp4", "foreground.mov"):
@@ -56,6 +57,21 @@ def test_fgbg_end_to_end_on_the_sample(sample_clip, tmp_path):
     assert preview is not None and preview.shape[1] == 4 * 320
     assert sorted(p.name for p in outdir.iterdir()) == [
         "background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4", "masks", "preview.png"]
+
+
+def test_fgbg_says_when_nothing_moves(tmp_path, sample_clip):
+    """A still shot (one real frame, repeated) has no moving foreground: the
+    summary line says the mask is empty, rather than leaving the user to find
+    black layers."""
+    frame = next(iter_frames(sample_clip))
+    still = tmp_path / "still"
+    still.mkdir()
+    for t in range(6):
+        cv2.imwrite(str(still / f"{t:03d}.png"), frame[..., ::-1])
+    result = run_cli("fgbg", still, "-o", tmp_path / "out", "--max-side", "64", "--iters", "10", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("no moving foreground found: the mask is empty"), result.stdout
+    assert probe(tmp_path / "out" / "mask.mp4").num_frames == 6
 
 
 def _bad_inputs(tmp_path: Path, sample_clip: Path) -> dict:

@@ -259,12 +259,27 @@ def predict(model: FgbgModel, frames, hint, window: int):
     return masks / counts, background
 
 
+# A frame holds foreground where more of its working-size mask than this is above
+# one half: a few stray pixels (14 at 160x90) are no object.
+FOREGROUND_MIN_SHARE = 0.001
+
+
 @dataclass
 class FgbgResult:
     separation: Separation
     outputs: list[Path]
     size: tuple[int, int]
     num_frames: int
+
+    def foreground_text(self) -> str:
+        """How much of the clip the mask covers, for the summary line; says so
+        plainly where it is empty (nothing moved apart from the camera)."""
+        share = (self.separation.masks > 0.5).float().mean(dim=(1, 2, 3))
+        held = share > FOREGROUND_MIN_SHARE
+        if not held.any():
+            return "no moving foreground found: the mask is empty"
+        return (f"foreground in {int(held.sum())} of {len(share)} frames, "
+                f"covering {100 * share[held].mean().item():.0f}% of each on average")
 
 
 def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
