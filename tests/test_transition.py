@@ -170,6 +170,16 @@ def test_one_shot_is_told_from_dissolves_and_cuts(sample_clip, second_clip):
         assert looks_like_one_shot(view, whole_clip_alpha(view)) == one, name
 
 
+def test_two_frames_are_one_shot_or_a_cut(sample_clip, second_clip):
+    # two frames have no other step to compare theirs with: the step is judged alone
+    a = read_video(sample_clip, max_side=160)[0]
+    b = read_video(second_clip, max_side=160)[0]
+    for frames, one in ((a[:2], True), (a[-2:], True), (b[:2], True), (torch.stack([a[0], b[0]]), False),
+                        (torch.stack([b[-1], a[-1]]), False)):
+        view = classic_view(frames)
+        assert looks_like_one_shot(view, whole_clip_alpha(view)) == one
+
+
 def test_a_small_change_in_a_still_shot_is_no_cut(sample_clip, second_clip):
     # A still shot has no frame-to-frame noise (a render, or coding that smoothed it
     # away): the median step is 0, and before the noise floor any change at all was

@@ -322,15 +322,21 @@ def fit_dissolve(values: np.ndarray) -> tuple[int, int]:
 # A cut makes one step stand out (ddip_video.tasks.cuts).
 ONE_SHOT_MISMATCH_RATIO = 0.85
 ONE_SHOT_ENERGY_DIP = 0.5
+# Two frames have one step and no others to measure it against, so it is judged
+# alone (thumbnails at 160 px): the largest step within each of the five DAVIS
+# sequences is 0.014-0.024, a step from one of them to another 0.135 or more.
+TWO_FRAME_CUT_STEP = 0.06
 
 
 def looks_like_one_shot(view: ClassicView, alpha: np.ndarray) -> bool:
-    """Whether a clip (at least 3 frames) seen as `view`, whose whole-clip alpha
+    """Whether a clip seen as `view`, whose whole-clip alpha
     estimate (whole_clip_alpha) is `alpha`, holds no transition: the mix model
     fits its half-mixed frames (0.25 < alpha < 0.75) no better than one shot
     alone and their gradient energy does not dip (or there is no such frame);
-    and no cut stands out."""
-    if len(alpha) < 3 or largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
+    and no cut stands out. Two frames are one shot where their step is small."""
+    if len(alpha) < 3:
+        return len(alpha) == 2 and frame_steps(view.thumbs)[0] < TWO_FRAME_CUT_STEP
+    if largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
         return False
     figures = mix_evidence(view.gradients, alpha)
     return figures is None or (figures[0] > ONE_SHOT_MISMATCH_RATIO and figures[1] > ONE_SHOT_ENERGY_DIP)
