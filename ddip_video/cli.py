@@ -105,8 +105,9 @@ def run_fgbg(args) -> int:
     result = run(args.input, args.output, opts)
     sep = result.separation
     frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
-    work = (f"{len(sep.cuts) + 1} shots (cuts at frames {', '.join(map(str, sep.cuts))}), {sep.iterations} "
-            f"iterations in all" if sep.cuts else f"{sep.iterations} iterations")
+    cuts = f"a cut at frame {sep.cuts[0]}" if len(sep.cuts) == 1 else f"cuts at frames {', '.join(map(str, sep.cuts))}"
+    work = (f"{len(sep.cuts) + 1} shots ({cuts}), {sep.iterations} iterations in all" if sep.cuts
+            else f"{sep.iterations} iterations")
     work += f" at --max-side {sep.options.max_side}"
     best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
     print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {sep.seconds:.1f} s "

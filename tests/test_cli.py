@@ -74,6 +74,20 @@ def test_fgbg_says_when_nothing_moves(tmp_path, sample_clip):
     assert probe(tmp_path / "out" / "mask.mp4").num_frames == 6
 
 
+def test_fgbg_summary_names_the_cut(tmp_path, sample_clip, second_clip):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    frames = [f for _, f in zip(range(5), iter_frames(sample_clip))] + \
+        [f for _, f in zip(range(5), iter_frames(second_clip))]
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(shots / f"{t:03d}.png"), cv2.resize(frame, (320, 180))[..., ::-1])
+    result = run_cli("fgbg", shots, "-o", tmp_path / "out", "--max-side", "64", "--iters", "4", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "10 frames at 320x180" in result.stdout and "2 shots (a cut at frame 5), 8 iterations in all" \
+        in result.stdout, result.stdout
+    assert probe(tmp_path / "out" / "mask.mp4").num_frames == 10
+
+
 def _bad_inputs(tmp_path: Path, sample_clip: Path) -> dict:
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n")

@@ -259,8 +259,8 @@ def predict(model: FgbgModel, frames, hint, window: int):
     return masks / counts, background
 
 
-# A frame holds foreground where more of its working-size mask than this is above
-# one half: a few stray pixels (14 at 160x90) are no object.
+# A frame holds foreground where more of its mask than this is above one half:
+# a few stray pixels are no object.
 FOREGROUND_MIN_SHARE = 0.001
 
 
@@ -270,16 +270,16 @@ class FgbgResult:
     outputs: list[Path]
     size: tuple[int, int]
     num_frames: int
+    foreground_share: np.ndarray  # per frame: the share of the written mask above one half
 
     def foreground_text(self) -> str:
         """How much of the clip the mask covers, for the summary line; says so
         plainly where it is empty (nothing moved apart from the camera)."""
-        share = (self.separation.masks > 0.5).float().mean(dim=(1, 2, 3))
-        held = share > FOREGROUND_MIN_SHARE
+        held = self.foreground_share > FOREGROUND_MIN_SHARE
         if not held.any():
             return "no moving foreground found: the mask is empty"
-        return (f"foreground in {int(held.sum())} of {len(share)} frames, "
-                f"covering {100 * share[held].mean().item():.0f}% of each on average")
+        return (f"foreground in {int(held.sum())} of {len(held)} frames, "
+                f"covering {100 * self.foreground_share[held].mean():.0f}% of each on average")
 
 
 def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -302,12 +302,13 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
         clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side, memory=memory_need)
         separation = separate(clip.frames, opts)
-        write_layers(input_path, clip.info, separation, out, opts)
+        share = write_layers(input_path, clip.info, separation, out, opts)
         outputs = out.commit()
-    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames)
+    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames, share)
 
 
-def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions) -> None:
+def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions) -> np.ndarray:
+    """Writes every output into `out`; returns the share of each frame's mask above one half."""
     size = (info.width, info.height)
     audio = input_path if info.has_audio else None
     writers = {
@@ -323,10 +324,12 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     # The enlargement runs where the model ran: from the GPU's working size (427 px)
     # it costs 0.13 s a 480p frame on 2 CPU threads, 0.53 s a 4K one (benchmarks/README).
     device = resolve_options(opts)[1]
+    share = np.zeros(info.num_frames)
     try:
         for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
             image = frame_to_tensor(frame)
             mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()
+            share[t] = (mask > 0.5).float().mean().item()
             clean = resize_frames(separation.background[t:t + 1], size)[0].clamp(0, 1)
             foreground = image * mask
             background = image * (1 - mask) + clean * mask  # the scene with the object removed
@@ -345,3 +348,4 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
             writer.abort()
         raise
     write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"])
+    return share
