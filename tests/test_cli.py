@@ -98,11 +98,13 @@ def _bad_inputs(tmp_path: Path, sample_clip: Path) -> dict:
     no_images = tmp_path / "no_images"
     no_images.mkdir()
     (no_images / "readme.txt").write_text("nothing here")
+    photo = tmp_path / "photo.jpg"  # one frame: nothing can move
+    cv2.imwrite(str(photo), next(iter_frames(sample_clip))[..., ::-1])
     return {"missing": tmp_path / "nope.mp4", "text": text, "empty": empty, "truncated": truncated,
-            "no images": no_images}
+            "no images": no_images, "one frame": photo}
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "empty", "truncated", "no images"])
+@pytest.mark.parametrize("case", ["missing", "text", "empty", "truncated", "no images", "one frame"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, sample_clip):
     bad = _bad_inputs(tmp_path, sample_clip)[case]
     outdir = tmp_path / "out"
@@ -112,6 +114,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, sample_
     assert len(lines) == 1 and lines[0].startswith("ddip-video fgbg: error: "), result.stderr
     assert "Traceback" not in result.stderr
     assert not outdir.exists()
+    if case == "one frame":
+        assert "fgbg needs at least 2 frames" in lines[0]
 
 
 def test_bad_option_values_are_usage_errors(tmp_path, sample_clip):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from ..guided_filter import guided_upsample
 from ..model import BestState, FrameCodes, PanoramaBackground, frame_windows, panorama_geometry
 from ..motion import MotionHints, motion_hints
@@ -301,6 +302,9 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     read_side = max(opts.max_side, HINT_SIDE)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
         clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side, memory=memory_need)
+        if clip.info.num_frames < 2:
+            raise InputError(f"{clip.info.path.name}: fgbg needs at least 2 frames (the foreground is found "
+                             f"by its motion), the input has {clip.info.num_frames}")
         separation = separate(clip.frames, opts)
         share = write_layers(input_path, clip.info, separation, out, opts)
         outputs = out.commit()
