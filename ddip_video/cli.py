@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 from .errors import InputError
 
@@ -146,6 +149,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ddip-video {args.command}: error: out of {where} memory; no output was written. Try a lower "
               "--max-side or a shorter clip", file=sys.stderr)
         return 1
+    except OSError as error:
+        if not _cannot_write(error, args.output):
+            raise
+        print(f"ddip-video {args.command}: error: cannot write the results into {args.output} "
+              f"({error.strerror}); no output was written", file=sys.stderr)
+        return 1
+
+
+# Failures of the storage the results go to: a full disk or quota, a file too large
+# for the file system, a read-only file system.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _cannot_write(error: OSError, outdir: str) -> bool:
+    """Whether error is the output folder's storage failing (not the input's, not a bug)."""
+    if error.errno in _WRITE_ERRNOS:
+        return True
+    if error.errno in (errno.EACCES, errno.EPERM) and error.filename:
+        return Path(os.fsdecode(error.filename)).resolve().is_relative_to(Path(outdir).resolve())
+    return False
 
 
 def _out_of_memory(error: BaseException) -> str | None:

@@ -1,5 +1,6 @@
 """The `ddip-video` command end to end: info, fgbg on the shipped sample, and
 bad input (one-line error, exit status 2, no traceback, nothing written)."""
+import errno
 import hashlib
 import os
 import subprocess
@@ -201,3 +202,53 @@ def test_out_of_memory_is_one_line_exit_1_and_writes_nothing(message, where, tmp
     monkeypatch.setattr(transition, "unmix", lambda *args: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):  # any other error is not dressed up as one
         main(args)
+
+
+def _short_clip(tmp_path: Path, sample_clip: Path, count: int = 4) -> Path:
+    folder = tmp_path / "short"
+    folder.mkdir()
+    for t, frame in zip(range(count), iter_frames(sample_clip)):
+        cv2.imwrite(str(folder / f"{t:03d}.png"), cv2.resize(frame, (320, 180))[..., ::-1])
+    return folder
+
+
+def _disk_full(path, *args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@pytest.mark.parametrize("task", ["fgbg", "transition"])
+@pytest.mark.parametrize("where", ["video", "png"])
+def test_full_disk_is_one_line_exit_1_and_keeps_earlier_results(task, where, tmp_path, sample_clip, monkeypatch,
+                                                                 capsys):
+    import ddip_video.tasks.common as common
+    import ddip_video.video.writer as writer
+
+    if where == "video":  # in the middle of encoding a layer
+        monkeypatch.setattr(writer.StreamingWriter, "write", lambda self, frame: _disk_full(self.path))
+    else:  # the contact sheet, once every video is written
+        monkeypatch.setattr(common, "save_png", _disk_full)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "preview.png").write_text("an earlier run's")
+    args = [task, str(_short_clip(tmp_path, sample_clip)), "-o", str(outdir), "--device", "cpu", "--max-side", "64",
+            "--iters", "2", "--quiet"]
+    assert main(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"ddip-video {task}: error: cannot write the results into {outdir} (No space left on device); "
+                     "no output was written"]
+    assert [p.name for p in outdir.iterdir()] == ["preview.png"]
+    assert (outdir / "preview.png").read_text() == "an earlier run's"
+
+
+def test_other_os_errors_are_not_taken_for_a_full_disk(tmp_path, sample_clip, monkeypatch):
+    import ddip_video.tasks.common as common
+
+    def missing(path, *args):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/somewhere/else")
+
+    monkeypatch.setattr(common, "save_png", missing)
+    args = ["fgbg", str(_short_clip(tmp_path, sample_clip)), "-o", str(tmp_path / "out"), "--device", "cpu",
+            "--max-side", "64", "--iters", "2", "--quiet"]
+    with pytest.raises(FileNotFoundError):  # a bug shows its traceback
+        main(args)
+    assert not (tmp_path / "out").exists()

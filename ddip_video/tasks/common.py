@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..video import VideoInfo, probe, read_video, working_size
+from ..video import VideoInfo, probe, read_video, save_png, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -225,8 +225,7 @@ def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list
         cv2.putText(header, label, (i * tile_width + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
                     cv2.LINE_AA)
     sheet = np.concatenate([header] + tiles, axis=0)
-    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    save_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def sample_frames(num_frames: int, count: int = 4) -> list[int]:

@@ -43,7 +43,8 @@ from ..errors import InputError
 from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
-from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, working_size
+from ..video import (StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, save_png,
+                     working_size)
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
                      frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
                      write_contact_sheet)
@@ -962,8 +963,7 @@ def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int =
     cv2.putText(img, f"{title}: {unmixing.kind}", (left, 24), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"frame ({float(fps):g} fps, {duration:.2f} s)", (left + pw // 2 - 80, height - 12), font,
                 0.45, black, 1, cv2.LINE_AA)
-    if not cv2.imwrite(str(path), img):  # drawn in BGR
-        raise OSError(f"could not write {path}")
+    save_png(path, img)  # drawn in BGR
 
 
 def nice_step(raw: float) -> int:

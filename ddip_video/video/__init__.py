@@ -2,7 +2,7 @@
 
 from ddip_video.video.output import StagedOutputDir
 from ddip_video.video.reader import VideoInfo, iter_frames, probe, read_video, resize_frames, working_size
-from ddip_video.video.writer import StreamingWriter
+from ddip_video.video.writer import StreamingWriter, save_png
 
 __all__ = [
     "VideoInfo",
@@ -12,5 +12,6 @@ __all__ = [
     "working_size",
     "resize_frames",
     "StreamingWriter",
+    "save_png",
     "StagedOutputDir",
 ]

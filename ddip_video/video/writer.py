@@ -207,6 +207,15 @@ def _to_uint8_hwc(frame) -> np.ndarray:
     return np.array(frame.cpu().numpy(), order="C")  # a copy: the caller may reuse its buffer
 
 
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Writes a BGR(A) or gray uint8 image as a PNG. Through numpy, not cv2.imwrite,
+    so that a failure (a full disk) raises an OSError with its cause, not just False."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode {Path(path).name} as PNG")
+    data.tofile(path)
+
+
 def _drain(q: queue.Queue) -> None:
     while True:
         try:
@@ -228,10 +237,7 @@ class _PngSink:
     def write(self, array: np.ndarray) -> None:
         conversion = self._TO_BGR[array.shape[2]]
         image = array if conversion is None else cv2.cvtColor(array, conversion)
-        ok, data = cv2.imencode(".png", image)
-        if not ok:
-            raise OSError(f"could not encode frame {self._index} as PNG")
-        data.tofile(self._folder / f"{self._index:05d}.png")
+        save_png(self._folder / f"{self._index:05d}.png", image)
         self._index += 1
 
     def finish(self) -> None:
