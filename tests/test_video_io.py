@@ -8,7 +8,9 @@ blackswan frames, whose rippling water is about the hardest content for H.264:
   png                                        exact
 """
 
+import errno
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -599,3 +601,17 @@ def test_staged_output_refuses_bad_folders(tmp_path, sample_clip):
     with pytest.raises(InputError, match="inside the input folder"):
         StagedOutputDir(frames / "out", input_path=frames)
     assert file_digest(clip) == file_digest(sample_clip)
+
+
+def test_staged_output_on_a_read_only_file_system(tmp_path, monkeypatch):
+    mkdir = Path.mkdir
+
+    def read_only_staging(self, *args, **kwargs):
+        if self.name.startswith(".ddip-staging-"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_staging)
+    with pytest.raises(InputError, match=r"cannot write into the output folder .*\(Read-only file system\)"):
+        StagedOutputDir(tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # the folder it made for the run is gone again

@@ -30,8 +30,12 @@ class StagedOutputDir:
         except OSError as error:
             raise InputError(f"cannot create the output folder {self.outdir} ({error.strerror})") from None
         self._staging = self.outdir / f".ddip-staging-{secrets.token_hex(4)}"
-        self._staging.mkdir()
         self._committed: list[Path] | None = None
+        try:
+            self._staging.mkdir()
+        except OSError as error:  # a read-only or full file system, a folder not ours
+            self.discard()
+            raise InputError(f"cannot write into the output folder {self.outdir} ({error.strerror})") from None
 
     def _check_outdir(self) -> None:
         if self.outdir.exists() and not self.outdir.is_dir():
