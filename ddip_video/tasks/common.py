@@ -166,8 +166,11 @@ def check_working_size(input_size: tuple[int, int], size: tuple[int, int], min_s
         raise InputError(f"the input is {input_size[0]}x{input_size[1]}: too small (at least {min_side} "
                          "pixels a side)")
     if min(size) < min_side:
+        w, h = input_size
+        enough = next(n for n in range(max(size), max(w, h) + 1) if min(working_size(w, h, n)) >= min_side)
+        fits = working_size(w, h, enough)
         raise InputError(f"the working size {size[0]}x{size[1]} is too small (at least {min_side} pixels "
-                         "a side; raise --max-side)")
+                         f"a side): --max-side {enough} gives {fits[0]}x{fits[1]}")
 
 
 class Progress:
