@@ -113,7 +113,7 @@ def run_fgbg(args) -> int:
             else f"{sep.iterations} iterations")
     work += f" at --max-side {sep.options.max_side}"
     best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
-    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {sep.seconds:.1f} s "
+    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {result.seconds:.1f} s "
           f"({work}{best}, {sep.device}); {result.foreground_text()}")
     return 0
 
@@ -125,7 +125,7 @@ def run_transition(args) -> int:
     result = run(args.input, args.output, opts)
     u = result.unmixing
     print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "
-          f"{result.span_text()}; in {u.seconds:.1f} s ({u.work_text()}, {u.device})")
+          f"{result.span_text()}; in {result.seconds:.1f} s ({u.work_text()}, {u.device})")
     return 0
 
 

@@ -29,7 +29,8 @@ from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, working_size
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, device_label, frame_to_tensor, frames_to_uint8,
-                     load_working_clip, sample_frames, seed_everything, with_device_defaults, write_contact_sheet)
+                     load_working_clip, sample_frames, seed_everything, with_device_defaults, write_contact_sheet,
+                     writing_progress)
 from .cuts import hard_cuts, thumbnails
 
 
@@ -272,6 +273,7 @@ class FgbgResult:
     size: tuple[int, int]
     num_frames: int
     foreground_share: np.ndarray  # per frame: the share of the written mask above one half
+    seconds: float                # the whole job: reading, separating, writing every output
 
     def foreground_text(self) -> str:
         """How much of the clip the mask covers, for the summary line; says so
@@ -298,6 +300,7 @@ def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 
 def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     """The whole `ddip-video fgbg` job: read, separate, write every output."""
+    start = time.perf_counter()
     opts, _ = resolve_options(opts)
     read_side = max(opts.max_side, HINT_SIDE)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
@@ -308,7 +311,8 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
         separation = separate(clip.frames, opts)
         share = write_layers(input_path, clip.info, separation, out, opts)
         outputs = out.commit()
-    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames, share)
+    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames, share,
+                      time.perf_counter() - start)
 
 
 def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions) -> np.ndarray:
@@ -330,7 +334,9 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     device = resolve_options(opts)[1]
     share = np.zeros(info.num_frames)
     try:
-        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+        frames = writing_progress(iter_frames(input_path, fps=opts.fps), info.num_frames, "fgbg: writing",
+                                  opts.progress)
+        for t, frame in enumerate(frames):
             image = frame_to_tensor(frame)
             mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()
             share[t] = (mask > 0.5).float().mean().item()

@@ -47,7 +47,7 @@ from ..video import (StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, r
                      working_size)
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
                      frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
-                     write_contact_sheet)
+                     write_contact_sheet, writing_progress)
 from .cuts import CUT_STEP_RATIO, frame_steps, largest_step_ratio, thumbnails
 
 
@@ -818,6 +818,7 @@ class TransitionResult:
     size: tuple[int, int]
     num_frames: int
     fps: Fraction
+    seconds: float  # the whole job: reading, unmixing, writing every output
 
     def span_text(self) -> str:
         u, fps = self.unmixing, float(self.fps)
@@ -833,6 +834,7 @@ class TransitionResult:
 
 def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
     """The whole `ddip-video transition` job: read, unmix, write every output."""
+    start = time.perf_counter()
     opts, device = resolve_options(opts)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
         clip = load_working_clip(input_path, opts.max_side, opts.fps, min_side=MIN_SIDE,
@@ -847,7 +849,7 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
         write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
         outputs = out.commit()
     return TransitionResult(unmixing, outputs, (clip.info.width, clip.info.height), clip.info.num_frames,
-                            clip.info.fps)
+                            clip.info.fps, time.perf_counter() - start)
 
 
 def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:
@@ -876,7 +878,9 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     writers = [StreamingWriter(out.path("shot_a.mp4"), info.fps, size, "rgb", audio_from=audio),
                StreamingWriter(out.path("shot_b.mp4"), info.fps, size, "rgb", audio_from=audio)]
     try:
-        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+        frames = writing_progress(iter_frames(input_path, fps=opts.fps), len(alpha), "transition: writing",
+                                  opts.progress)
+        for t, frame in enumerate(frames):
             if t >= len(alpha):
                 break
             image = frame_to_tensor(frame)
