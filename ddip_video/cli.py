@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Failures of the storage the results go to: a full disk or quota, a file too large
-# for the file system, a read-only file system.
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+# for the file system, a read-only file system (EDQUOT is not defined everywhere).
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS")
+                          if hasattr(errno, name))
 
 
 def _cannot_write(error: OSError, outdir: str) -> bool:

@@ -240,15 +240,33 @@ def test_full_disk_is_one_line_exit_1_and_keeps_earlier_results(task, where, tmp
     assert (outdir / "preview.png").read_text() == "an earlier run's"
 
 
-def test_other_os_errors_are_not_taken_for_a_full_disk(tmp_path, sample_clip, monkeypatch):
+def test_permission_denied_in_the_output_folder_is_one_line_exit_1(tmp_path, sample_clip, monkeypatch, capsys):
     import ddip_video.tasks.common as common
 
-    def missing(path, *args):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/somewhere/else")
+    def denied(path, *args):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr(common, "save_png", missing)
+    monkeypatch.setattr(common, "save_png", denied)
+    outdir = tmp_path / "out"
+    args = ["fgbg", str(_short_clip(tmp_path, sample_clip)), "-o", str(outdir), "--device", "cpu", "--max-side",
+            "64", "--iters", "2", "--quiet"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (f"ddip-video fgbg: error: cannot write the results into {outdir} "
+                                               "(Permission denied); no output was written")
+    assert not outdir.exists()
+
+
+@pytest.mark.parametrize("error", [FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/somewhere/else"),
+                                   PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/somewhere/else")])
+def test_other_os_errors_are_not_taken_for_a_full_disk(error, tmp_path, sample_clip, monkeypatch):
+    import ddip_video.tasks.common as common
+
+    def fails(path, *args):
+        raise error
+
+    monkeypatch.setattr(common, "save_png", fails)
     args = ["fgbg", str(_short_clip(tmp_path, sample_clip)), "-o", str(tmp_path / "out"), "--device", "cpu",
             "--max-side", "64", "--iters", "2", "--quiet"]
-    with pytest.raises(FileNotFoundError):  # a bug shows its traceback
+    with pytest.raises(type(error)):  # a bug shows its traceback
         main(args)
     assert not (tmp_path / "out").exists()
