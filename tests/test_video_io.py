@@ -380,6 +380,27 @@ def test_rgb_round_trip(tmp_path, clip_frames, size, fps):
         assert container.streams.video[0].codec_context.pix_fmt == expected_pix_fmt
 
 
+@pytest.mark.parametrize("name, kind, fps, timecode", [("layer.mp4", "rgb", Fraction(24), "01:02:03:04"),
+                                                       ("mask.mp4", "gray", NTSC, "10:00:00;02"),
+                                                       ("foreground.mov", "rgba", Fraction(25), "00:59:59:24")])
+def test_timecode_is_kept(tmp_path, clip_frames, clip_masks, name, kind, fps, timecode):
+    frames = {"rgb": clip_frames, "gray": clip_masks, "rgba": torch.cat([clip_frames, clip_masks], 1)}[kind]
+    path = write_all(tmp_path / name, resize_frames(frames[:3], (64, 36)), kind, fps=fps, timecode=timecode)
+    info = probe(path)
+    assert (info.timecode, info.num_frames, info.fps) == (timecode, 3, fps)
+    assert probe(write_all(tmp_path / f"none-{name}", resize_frames(frames[:3], (64, 36)), kind, fps=fps)).timecode \
+        is None
+
+
+@pytest.mark.parametrize("timecode, fps", [("not a timecode", Fraction(24)), ("01:00:00:00", Fraction(300))])
+def test_a_timecode_the_track_cannot_hold_is_left_out(tmp_path, clip_frames, timecode, fps):
+    # FFmpeg drops a malformed one itself, but refuses the whole file for a rate over 255
+    path = write_all(tmp_path / "layer.mp4", resize_frames(clip_frames[:3], (64, 36)), "rgb", fps=fps,
+                     timecode=timecode)
+    info = probe(path)
+    assert (info.timecode, info.num_frames) == (None, 3)
+
+
 @pytest.mark.parametrize("size", [(854, 480), (427, 241)])
 def test_gray_round_trip_is_gray(tmp_path, clip_masks, size):
     masks = quantised(resize_frames(clip_masks, size))

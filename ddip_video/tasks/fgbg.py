@@ -319,11 +319,12 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     """Writes every output into `out`; returns the share of each frame's mask above one half."""
     size = (info.width, info.height)
     audio = input_path if info.has_audio else None
+    video = dict(fps=info.fps, size=size, timecode=info.timecode)
     writers = {
-        "foreground": StreamingWriter(out.path("foreground.mp4"), info.fps, size, "rgb", audio_from=audio),
-        "background": StreamingWriter(out.path("background.mp4"), info.fps, size, "rgb", audio_from=audio),
-        "mask": StreamingWriter(out.path("mask.mp4"), info.fps, size, "gray"),
-        "alpha": StreamingWriter(out.path("foreground.mov"), info.fps, size, "rgba", audio_from=audio),
+        "foreground": StreamingWriter(out.path("foreground.mp4"), kind="rgb", audio_from=audio, **video),
+        "background": StreamingWriter(out.path("background.mp4"), kind="rgb", audio_from=audio, **video),
+        "mask": StreamingWriter(out.path("mask.mp4"), kind="gray", **video),
+        "alpha": StreamingWriter(out.path("foreground.mov"), kind="rgba", audio_from=audio, **video),
     }
     if opts.mask_png:
         writers["png"] = StreamingWriter(out.path("masks"), info.fps, size, "png")

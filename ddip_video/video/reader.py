@@ -45,6 +45,7 @@ class VideoInfo:
     rotation: int  # clockwise degrees (0, 90, 180, 270) applied to show the frames upright
     has_audio: bool
     is_image_sequence: bool
+    timecode: str | None = None  # the start timecode (HH:MM:SS:FF) a camera or editor recorded, if any
 
     @property
     def duration_s(self) -> float:
@@ -176,7 +177,17 @@ def _probe_video(path: Path, fps) -> VideoInfo:
             rotation=rotation,
             has_audio=bool(container.streams.audio),
             is_image_sequence=False,
+            timecode=_timecode(container, stream),
         )
+
+
+def _timecode(container, stream) -> str | None:
+    """The start timecode as FFmpeg reports it: on the video stream, a timecode
+    track (mov, mp4) or the container (MXF)."""
+    for metadata in (stream.metadata, *(s.metadata for s in container.streams), container.metadata):
+        if metadata.get("timecode"):
+            return metadata["timecode"]
+    return None
 
 
 def _iter_video(path: Path) -> Iterator[np.ndarray]:

@@ -5,6 +5,7 @@ under its final name only once it is complete.
 from __future__ import annotations
 
 import queue
+import re
 import secrets
 import threading
 from fractions import Fraction
@@ -50,10 +51,13 @@ class StreamingWriter:
     block) deletes it. ``audio_from``: the input video, whose audio track (if any) is
     copied into the output, cut to the output's length. ``quality`` is the H.264 CRF
     (0 = lossless ... 51; 18 looks like the original); ProRes and PNG ignore it.
+    ``timecode``: the start timecode (HH:MM:SS:FF, ';' before FF for drop-frame), written
+    as a timecode track so that an editor lines the output up with its source; left out
+    where it does not parse or the track cannot hold the frame rate. PNG ignores it.
     """
 
     def __init__(self, path, fps: Fraction, size: tuple[int, int], kind: str, audio_from=None,
-                 queue_size: int = 8, quality: int = 18):
+                 queue_size: int = 8, quality: int = 18, timecode: str | None = None):
         self.path = Path(path)
         self.fps = Fraction(fps)
         self.size = (int(size[0]), int(size[1]))
@@ -69,7 +73,7 @@ class StreamingWriter:
             else:
                 container_format = _CONTAINERS[self.path.suffix.lower()]
                 self._sink = _VideoSink(
-                    self._partial, container_format, self.fps, self.size, kind, quality, audio_from
+                    self._partial, container_format, self.fps, self.size, kind, quality, audio_from, timecode
                 )
         except BaseException:
             remove_path(self._partial)
@@ -251,7 +255,7 @@ class _VideoSink:
     """One video stream (plus the input's audio) in an mp4 or mov container."""
 
     def __init__(self, file: Path, container_format: str, fps: Fraction, size, kind: str,
-                 quality: int, audio_from):
+                 quality: int, audio_from, timecode: str | None = None):
         # faststart puts the index first, so that a browser can play while downloading.
         options = {"movflags": "+faststart"} if container_format == "mp4" else {}
         self._container = av.open(
@@ -259,6 +263,8 @@ class _VideoSink:
         )
         try:
             self._stream = _add_video_stream(self._container, fps, size, kind, quality)
+            if timecode_fits(timecode, fps):
+                self._stream.metadata["timecode"] = timecode
             self._audio = _AudioCopy.open(audio_from, self._container, container_format)
         except BaseException:
             self._container.close()
@@ -292,6 +298,17 @@ class _VideoSink:
             self._container.close()
         except (av.FFmpegError, OSError):  # e.g. nothing was ever encoded; the file is deleted anyway
             pass
+
+
+# HH:MM:SS:FF; ';' or '.' before the frames for drop-frame.
+_TIMECODE = re.compile(r"\d{2}:\d{2}:\d{2}[:;.]\d{2,3}")
+_TIMECODE_MAX_FPS = 255  # a timecode track counts the frames of a second in one byte
+
+
+def timecode_fits(timecode: str | None, fps: Fraction) -> bool:
+    """Whether a timecode track can hold `timecode` at `fps` (FFmpeg refuses the whole
+    file, not just the track, for a rate over 255)."""
+    return bool(timecode) and _TIMECODE.fullmatch(timecode) is not None and 0 < round(fps) <= _TIMECODE_MAX_FPS
 
 
 def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int):
