@@ -274,8 +274,9 @@ def test_other_os_errors_are_not_taken_for_a_full_disk(error, tmp_path, sample_c
 
 @pytest.mark.parametrize("task, names", [("fgbg", ["background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4"]),
                                          ("transition", ["shot_a.mp4", "shot_b.mp4"])])
-def test_outputs_keep_the_input_timecode(task, names, tmp_path, sample_clip):
-    """An editor lines the layers up with their source by the timecode a camera recorded."""
+def test_outputs_keep_the_input_timecode_and_pixel_aspect(task, names, tmp_path, sample_clip):
+    """An editor lines the layers up with their source by the timecode a camera recorded,
+    and shows them the source's shape only if they keep its (anamorphic) pixel aspect."""
     import av
 
     clip = tmp_path / "camera.mov"
@@ -283,12 +284,14 @@ def test_outputs_keep_the_input_timecode(task, names, tmp_path, sample_clip):
         stream = container.add_stream("libx264", rate=Fraction(30000, 1001))
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.metadata["timecode"] = "10:00:00;02"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
         for _, frame in zip(range(4), iter_frames(sample_clip)):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(cv2.resize(frame, (320, 180)), format="rgb24")))
         container.mux(stream.encode(None))
-    assert probe(clip).timecode == "10:00:00;02"
+    assert (probe(clip).timecode, probe(clip).pixel_aspect) == ("10:00:00;02", Fraction(4, 3))
     result = run_cli(task, clip, "-o", tmp_path / "out", "--max-side", "64", "--iters", "2", "--quiet")
     assert result.returncode == 0, result.stderr
     for name in names:
         info = probe(tmp_path / "out" / name)
-        assert (info.timecode, info.fps, info.num_frames) == ("10:00:00;02", Fraction(30000, 1001), 4), name
+        assert (info.timecode, info.pixel_aspect, info.fps, info.num_frames) == (
+            "10:00:00;02", Fraction(4, 3), Fraction(30000, 1001), 4), name

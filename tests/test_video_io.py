@@ -392,6 +392,26 @@ def test_timecode_is_kept(tmp_path, clip_frames, clip_masks, name, kind, fps, ti
         is None
 
 
+@pytest.mark.parametrize("name, kind", [("layer.mp4", "rgb"), ("mask.mp4", "gray"), ("foreground.mov", "rgba")])
+def test_pixel_aspect_is_kept(tmp_path, clip_frames, clip_masks, name, kind):
+    frames = {"rgb": clip_frames, "gray": clip_masks, "rgba": torch.cat([clip_frames, clip_masks], 1)}[kind]
+    frames = resize_frames(frames[:2], (72, 58))  # PAL 16:9 (720x576, pixels 64:45), shrunk
+    assert probe(write_all(tmp_path / name, frames, kind, pixel_aspect=Fraction(64, 45))).pixel_aspect == \
+        Fraction(64, 45)
+    assert probe(write_all(tmp_path / f"square-{name}", frames, kind)).pixel_aspect == 1
+
+
+def test_pixel_aspect_of_a_turned_or_untagged_video():
+    from types import SimpleNamespace
+
+    from ddip_video.video.reader import _pixel_aspect
+
+    tagged = SimpleNamespace(sample_aspect_ratio=Fraction(4, 3), codec_context=None)
+    untagged = SimpleNamespace(sample_aspect_ratio=None, codec_context=SimpleNamespace(sample_aspect_ratio=None))
+    assert [_pixel_aspect(tagged, r) for r in (0, 90, 180, 270)] == [Fraction(4, 3), Fraction(3, 4)] * 2
+    assert _pixel_aspect(untagged, 0) == 1
+
+
 @pytest.mark.parametrize("timecode, fps", [("not a timecode", Fraction(24)), ("01:00:00:00", Fraction(300))])
 def test_a_timecode_the_track_cannot_hold_is_left_out(tmp_path, clip_frames, timecode, fps):
     # FFmpeg drops a malformed one itself, but refuses the whole file for a rate over 255

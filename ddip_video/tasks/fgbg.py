@@ -319,7 +319,7 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     """Writes every output into `out`; returns the share of each frame's mask above one half."""
     size = (info.width, info.height)
     audio = input_path if info.has_audio else None
-    video = dict(fps=info.fps, size=size, timecode=info.timecode)
+    video = dict(fps=info.fps, size=size, timecode=info.timecode, pixel_aspect=info.pixel_aspect)
     writers = {
         "foreground": StreamingWriter(out.path("foreground.mp4"), kind="rgb", audio_from=audio, **video),
         "background": StreamingWriter(out.path("background.mp4"), kind="rgb", audio_from=audio, **video),

@@ -875,8 +875,8 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     preview_at = set(preview_frames(unmixing, info.num_frames))
     preview_rows = []
     audio = input_path if info.has_audio else None
-    writers = [StreamingWriter(out.path(name), info.fps, size, "rgb", audio_from=audio, timecode=info.timecode)
-               for name in ("shot_a.mp4", "shot_b.mp4")]
+    writers = [StreamingWriter(out.path(name), info.fps, size, "rgb", audio_from=audio, timecode=info.timecode,
+                               pixel_aspect=info.pixel_aspect) for name in ("shot_a.mp4", "shot_b.mp4")]
     try:
         frames = writing_progress(iter_frames(input_path, fps=opts.fps), len(alpha), "transition: writing",
                                   opts.progress)

@@ -46,6 +46,7 @@ class VideoInfo:
     has_audio: bool
     is_image_sequence: bool
     timecode: str | None = None  # the start timecode (HH:MM:SS:FF) a camera or editor recorded, if any
+    pixel_aspect: Fraction = Fraction(1)  # a pixel's width over its height, as shown (anamorphic video: not 1)
 
     @property
     def duration_s(self) -> float:
@@ -178,7 +179,17 @@ def _probe_video(path: Path, fps) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             is_image_sequence=False,
             timecode=_timecode(container, stream),
+            pixel_aspect=_pixel_aspect(stream, rotation),
         )
+
+
+def _pixel_aspect(stream, rotation: int) -> Fraction:
+    """The sample aspect ratio (of the upright frame: a quarter turn inverts it); 1 where none is set."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not ratio or ratio <= 0:
+        return Fraction(1)
+    ratio = Fraction(ratio)
+    return 1 / ratio if rotation in (90, 270) else ratio
 
 
 def _timecode(container, stream) -> str | None:

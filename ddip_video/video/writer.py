@@ -53,11 +53,14 @@ class StreamingWriter:
     (0 = lossless ... 51; 18 looks like the original); ProRes and PNG ignore it.
     ``timecode``: the start timecode (HH:MM:SS:FF, ';' before FF for drop-frame), written
     as a timecode track so that an editor lines the output up with its source; left out
-    where it does not parse or the track cannot hold the frame rate. PNG ignores it.
+    where it does not parse or the track cannot hold the frame rate. ``pixel_aspect``: the
+    sample aspect ratio to tag the video with (an anamorphic source's, so that the output
+    is shown the same shape). PNG ignores both.
     """
 
     def __init__(self, path, fps: Fraction, size: tuple[int, int], kind: str, audio_from=None,
-                 queue_size: int = 8, quality: int = 18, timecode: str | None = None):
+                 queue_size: int = 8, quality: int = 18, timecode: str | None = None,
+                 pixel_aspect: Fraction = Fraction(1)):
         self.path = Path(path)
         self.fps = Fraction(fps)
         self.size = (int(size[0]), int(size[1]))
@@ -73,7 +76,8 @@ class StreamingWriter:
             else:
                 container_format = _CONTAINERS[self.path.suffix.lower()]
                 self._sink = _VideoSink(
-                    self._partial, container_format, self.fps, self.size, kind, quality, audio_from, timecode
+                    self._partial, container_format, self.fps, self.size, kind, quality, audio_from, timecode,
+                    Fraction(pixel_aspect)
                 )
         except BaseException:
             remove_path(self._partial)
@@ -255,7 +259,7 @@ class _VideoSink:
     """One video stream (plus the input's audio) in an mp4 or mov container."""
 
     def __init__(self, file: Path, container_format: str, fps: Fraction, size, kind: str,
-                 quality: int, audio_from, timecode: str | None = None):
+                 quality: int, audio_from, timecode: str | None = None, pixel_aspect: Fraction = Fraction(1)):
         # faststart puts the index first, so that a browser can play while downloading.
         options = {"movflags": "+faststart"} if container_format == "mp4" else {}
         self._container = av.open(
@@ -265,6 +269,8 @@ class _VideoSink:
             self._stream = _add_video_stream(self._container, fps, size, kind, quality)
             if timecode_fits(timecode, fps):
                 self._stream.metadata["timecode"] = timecode
+            if pixel_aspect != 1:
+                self._stream.codec_context.sample_aspect_ratio = pixel_aspect
             self._audio = _AudioCopy.open(audio_from, self._container, container_format)
         except BaseException:
             self._container.close()
