@@ -421,6 +421,21 @@ def test_a_timecode_the_track_cannot_hold_is_left_out(tmp_path, clip_frames, tim
     assert (info.timecode, info.num_frames) == (None, 3)
 
 
+def test_colours_are_read_as_an_exact_decoder_reads_them(tmp_path):
+    # Lossless H.264 (BT.709, 4:2:0) of flat colour patches: what is left is the 8-bit
+    # YUV quantisation, at most 1 level. swscale's default conversion read the
+    # saturated ones up to 3 levels dark, (30, 160, 90) as (29, 157, 87).
+    colours = np.array([(200, 100, 50), (50, 100, 200), (30, 160, 90), (128, 128, 128), (240, 240, 20),
+                        (16, 16, 16), (235, 235, 235), (255, 0, 0)], np.uint8)
+    patches = np.repeat(np.repeat(colours[None], 32, axis=0), 32, axis=1)  # 32 x 256 x 3, 32 px a patch
+    path = tmp_path / "patches.mp4"
+    with StreamingWriter(path, Fraction(24), (256, 32), "rgb", quality=0) as writer:
+        writer.write(patches)
+    back = next(iter_frames(path)).astype(int)
+    centres = back[16, 16::32]
+    assert np.abs(centres - colours).max() <= 1, centres.tolist()
+
+
 @pytest.mark.parametrize("size", [(854, 480), (427, 241)])
 def test_gray_round_trip_is_gray(tmp_path, clip_masks, size):
     masks = quantised(resize_frames(clip_masks, size))
