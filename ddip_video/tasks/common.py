@@ -193,7 +193,7 @@ class Progress:
 
 def writing_progress(frames: Iterable, total: int, description: str, enabled: bool = True) -> Iterable:
     """frames, with a tqdm bar: once the optimisation is done, the layers are made and
-    encoded at the input's full size, which takes a while (fgbg: 0.7 s a 1080p frame,
+    encoded at the input's full size, which takes a while (fgbg: 0.5 s a 1080p frame,
     2 CPU threads)."""
     return tqdm(frames, total=total, desc=description, unit="frame", disable=not enabled, leave=False,
                 dynamic_ncols=True)
