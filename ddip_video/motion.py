@@ -32,6 +32,7 @@ On the five DAVIS-2016 sequences in shared/data (benchmarks/eval_hints.py, longe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -117,8 +118,13 @@ def _pixel_grid(h: int, w: int) -> np.ndarray:
     return np.stack([xs, ys], axis=-1)
 
 
-def _flows(gray: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """forward[t]: flow t -> t+1; backward[t]: flow t+1 -> t (both (T-1) x h x w x 2).
+def _no_tick() -> None:
+    pass
+
+
+def _flows(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[np.ndarray, np.ndarray]:
+    """forward[t]: flow t -> t+1; backward[t]: flow t+1 -> t (both (T-1) x h x w x 2);
+    tick() after each flow.
 
     Each in one block, not a list of per-frame arrays: the allocator returns a block
     this size to the system when it is freed, but keeps small freed arrays resident."""
@@ -127,8 +133,10 @@ def _flows(gray: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     backward = np.empty_like(forward)
     for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
         forward[t] = dis.calc(a, b, None)
+        tick()
     for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
         backward[t] = dis.calc(b, a, None)
+        tick()
     return forward, backward
 
 
@@ -186,8 +194,8 @@ class _FramePairs:
     h_backward: list[np.ndarray]  # homography t+1 -> t
 
 
-def _frame_pairs(gray: list[np.ndarray]) -> _FramePairs:
-    forward, backward = _flows(gray)
+def _frame_pairs(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> _FramePairs:
+    forward, backward = _flows(gray, tick)
     grid = _pixel_grid(*gray[0].shape)
     h_forward, h_backward = [], []
     for fwd, bwd in zip(forward, backward):
@@ -230,9 +238,10 @@ def _gray(frames: np.ndarray) -> list[np.ndarray]:
     return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
 
 
-def _camera(gray: list[np.ndarray]) -> tuple[_FramePairs, np.ndarray, bool]:
-    """Flows between neighbours, homographies to frame 0, and whether the camera is still."""
-    pairs = _frame_pairs(gray)
+def _camera(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[_FramePairs, np.ndarray, bool]:
+    """Flows between neighbours, homographies to frame 0, and whether the camera is
+    still; tick() after each flow."""
+    pairs = _frame_pairs(gray, tick)
     if _camera_is_still(gray, pairs):
         # Exact identities beat fitted ones: no drift, no resampling blur.
         identity = [np.eye(3)] * len(pairs.forward)
@@ -417,15 +426,22 @@ def _grabcut(frame: np.ndarray, log_odds: np.ndarray, static: bool) -> np.ndarra
     return _keep_components(refined, static)
 
 
-def motion_hints(frames: np.ndarray) -> MotionHints:
-    """Foreground hints for a T x h x w x 3 uint8 RGB clip at working resolution."""
+def hint_steps(count: int) -> int:
+    """How many times motion_hints ticks for a clip of `count` frames."""
+    return 3 * count - 2 if count > 1 else 0
+
+
+def motion_hints(frames: np.ndarray, tick: Callable[[], None] = _no_tick) -> MotionHints:
+    """Foreground hints for a T x h x w x 3 uint8 RGB clip at working resolution;
+    tick() hint_steps(T) times on the way (after each flow and each frame's GrabCut),
+    for a progress bar."""
     frames = _check_frames(frames)
     count, h, w = frames.shape[:3]
     if count == 1:  # nothing moves in a single frame
         return MotionHints(
             np.zeros((1, h, w), np.float32), np.zeros((1, h, w), bool), np.eye(3)[None].copy(), True
         )
-    pairs, homographies, static = _camera(_gray(frames))
+    pairs, homographies, static = _camera(_gray(frames), tick)
     ratio = _motion_ratio(pairs, (h, w))
     del pairs  # the flows (16 bytes a pixel) are the largest thing held; nothing needs them now
 
@@ -448,7 +464,10 @@ def motion_hints(frames: np.ndarray) -> MotionHints:
     log_odds = _with_colour(index, evidence, second_samples)
     del index, evidence, second_samples
 
-    mask = np.stack([_grabcut(frame, odds, static) for frame, odds in zip(frames, log_odds)])
+    mask = np.empty(log_odds.shape, bool)
+    for t, (frame, odds) in enumerate(zip(frames, log_odds)):
+        mask[t] = _grabcut(frame, odds, static)
+        tick()
     prob = _soft_mask(log_odds, mask)
     return MotionHints(prob, mask, homographies, static)
 

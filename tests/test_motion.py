@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ddip_video.metrics import cdnet_f_measure, jaccard, mean_jaccard
-from ddip_video.motion import MotionHints, camera_motion, motion_hints, plain_motion_hints
+from ddip_video.motion import MotionHints, camera_motion, hint_steps, motion_hints, plain_motion_hints
 
 IMAGE = Path(__file__).parent / "data" / "motion" / "breakdance_00000_360.png"
 CLIP_SIZE = (288, 160)  # w, h: a window of the 360 x 202 image, so a pan stays inside it
@@ -203,7 +203,9 @@ def test_motion_hints_find_patch_with_panning_camera(image, step):
 def test_motion_hints_find_patch_with_still_camera(image):
     count = 12
     clip, truth = with_moving_patch(panning_clip(image, [(30, 20)] * count), textured_patch(image), (30, 50), (8, 3))
-    hints = motion_hints(clip)
+    ticks = []
+    hints = motion_hints(clip, tick=lambda: ticks.append(1))
+    assert len(ticks) == hint_steps(count) == 34  # what the progress bar counts to
     check_hints(hints, count, *clip.shape[1:3])
     assert hints.camera_static
     assert np.allclose(hints.homographies, np.eye(3))

@@ -191,6 +191,11 @@ class Progress:
         return time.perf_counter() - self.start
 
 
+def step_progress(total: int, description: str, enabled: bool = True) -> tqdm:
+    """A tqdm bar (a context manager) for `total` steps of classic analysis."""
+    return tqdm(total=total, desc=description, unit="step", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
 def writing_progress(frames: Iterable, total: int, description: str, enabled: bool = True) -> Iterable:
     """frames, with a tqdm bar: once the optimisation is done, the layers are made and
     encoded at the input's full size, which takes a while (fgbg: 0.5 s a 1080p frame,
