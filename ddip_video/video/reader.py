@@ -32,9 +32,11 @@ _UNSPECIFIED_COLORSPACE = 2  # AVCOL_SPC_UNSPECIFIED
 # colours came out 1-3 levels dark (BT.709 4:2:0; (30, 160, 90) read as (29, 157, 87)).
 # Accurate rounding with full chroma interpolation reads them as an exact BT.709 decoder
 # does, for some 7 ms more a 1080p frame. (Flags from PyAV 14 on; older ones read as before.)
-_INTERPOLATION = getattr(av.video.reformatter, "Interpolation", None)
-_EXACT_COLOUR = (_INTERPOLATION.BILINEAR | _INTERPOLATION.ACCURATE_RND | _INTERPOLATION.FULL_CHR_H_INT
-                 if hasattr(_INTERPOLATION, "ACCURATE_RND") else None)
+try:
+    from av.video.reformatter import Interpolation as _Interpolation
+    _EXACT_COLOUR = _Interpolation.BILINEAR | _Interpolation.ACCURATE_RND | _Interpolation.FULL_CHR_H_INT
+except (ImportError, AttributeError):
+    _EXACT_COLOUR = None
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they carry the image size); C4, C8 and CC are other segments.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
