@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..video import VideoInfo, probe, read_video, save_png, working_size
+from ..video import StreamingWriter, VideoInfo, probe, read_video, save_png, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -177,8 +177,7 @@ class Progress:
     """A tqdm bar over the optimisation's iterations, with the loss and an ETA."""
 
     def __init__(self, total: int, description: str, enabled: bool = True):
-        self.bar = tqdm(total=total, desc=description, unit="it", disable=not enabled, leave=False,
-                        dynamic_ncols=True)
+        self.bar = progress_bar(description, "it", enabled, total=total)
         self.start = time.perf_counter()
 
     def step(self, loss: torch.Tensor) -> None:
@@ -191,17 +190,21 @@ class Progress:
         return time.perf_counter() - self.start
 
 
-def step_progress(total: int, description: str, enabled: bool = True) -> tqdm:
-    """A tqdm bar (a context manager) for `total` steps of classic analysis."""
-    return tqdm(total=total, desc=description, unit="step", disable=not enabled, leave=False, dynamic_ncols=True)
-
-
-def writing_progress(frames: Iterable, total: int, description: str, enabled: bool = True) -> Iterable:
-    """frames, with a tqdm bar: once the optimisation is done, the layers are made and
-    encoded at the input's full size, which takes a while (fgbg: 0.5 s a 1080p frame,
-    2 CPU threads)."""
-    return tqdm(frames, total=total, desc=description, unit="frame", disable=not enabled, leave=False,
+def progress_bar(description: str, unit: str, enabled: bool = True, iterable: Iterable | None = None,
+                 total: int | None = None) -> tqdm:
+    """Every phase's tqdm bar (a context manager; over `iterable` if given), gone when
+    done. The phases: the motion analysis (some 0.12 s a frame on 2 CPU threads), the
+    optimisation (Progress), and the writing of the full-size outputs (fgbg: 0.5 s a
+    1080p frame)."""
+    return tqdm(iterable, total=total, desc=description, unit=unit, disable=not enabled, leave=False,
                 dynamic_ncols=True)
+
+
+def layer_writer(path, info: VideoInfo, kind: str, audio_from=None) -> StreamingWriter:
+    """A writer for an output video of the clip `info` describes: its frame rate, size,
+    start timecode and pixel aspect ratio, so that an editor lines the two up."""
+    return StreamingWriter(path, info.fps, (info.width, info.height), kind, audio_from=audio_from,
+                           timecode=info.timecode, pixel_aspect=info.pixel_aspect)
 
 
 def frames_to_uint8(frames: torch.Tensor, chunk: int = 32) -> np.ndarray:

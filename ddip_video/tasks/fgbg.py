@@ -29,8 +29,8 @@ from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, working_size
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, device_label, frame_to_tensor, frames_to_uint8,
-                     load_working_clip, sample_frames, seed_everything, step_progress, with_device_defaults,
-                     write_contact_sheet, writing_progress)
+                     layer_writer, load_working_clip, progress_bar, sample_frames, seed_everything,
+                     with_device_defaults, write_contact_sheet)
 from .cuts import hard_cuts, thumbnails
 
 
@@ -149,7 +149,7 @@ def clip_hints(frames: torch.Tensor, label: str = "fgbg", progress: bool = False
     """The motion hints of frames (T x 3 x h x w in [0, 1]), made at HINT_SIDE; with a
     progress bar (some 0.12 s a frame on 2 CPU threads, before the optimisation's)."""
     hint_size = working_size(frames.shape[-1], frames.shape[-2], HINT_SIDE)
-    with step_progress(hint_steps(len(frames)), f"{label}: motion hints", progress) as bar:
+    with progress_bar(f"{label}: motion hints", "step", progress, total=hint_steps(len(frames))) as bar:
         return motion_hints(frames_to_uint8(resize_frames(frames, hint_size)), tick=bar.update)
 
 
@@ -209,9 +209,10 @@ def separate_shots(frames: torch.Tensor, opts: FgbgOptions, cuts: list[int]) -> 
     parts = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
         hint_start = time.perf_counter()
-        hints = clip_hints(frames[a:b], f"fgbg shot {i + 1}/{len(bounds) - 1}", opts.progress)
+        label = f"fgbg shot {i + 1}/{len(bounds) - 1}"
+        hints = clip_hints(frames[a:b], label, opts.progress)
         hint_seconds = time.perf_counter() - hint_start
-        parts.append(separate(frames[a:b], opts, hints, f"fgbg shot {i + 1}/{len(bounds) - 1}"))
+        parts.append(separate(frames[a:b], opts, hints, label))
         parts[-1].timings["hints"] += hint_seconds
     hints = MotionHints(np.concatenate([p.hints.fg_prob for p in parts]),
                         np.concatenate([p.hints.fg_mask for p in parts]),
@@ -321,12 +322,11 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     """Writes every output into `out`; returns the share of each frame's mask above one half."""
     size = (info.width, info.height)
     audio = input_path if info.has_audio else None
-    video = dict(fps=info.fps, size=size, timecode=info.timecode, pixel_aspect=info.pixel_aspect)
     writers = {
-        "foreground": StreamingWriter(out.path("foreground.mp4"), kind="rgb", audio_from=audio, **video),
-        "background": StreamingWriter(out.path("background.mp4"), kind="rgb", audio_from=audio, **video),
-        "mask": StreamingWriter(out.path("mask.mp4"), kind="gray", **video),
-        "alpha": StreamingWriter(out.path("foreground.mov"), kind="rgba", audio_from=audio, **video),
+        "foreground": layer_writer(out.path("foreground.mp4"), info, "rgb", audio),
+        "background": layer_writer(out.path("background.mp4"), info, "rgb", audio),
+        "mask": layer_writer(out.path("mask.mp4"), info, "gray"),
+        "alpha": layer_writer(out.path("foreground.mov"), info, "rgba", audio),
     }
     if opts.mask_png:
         writers["png"] = StreamingWriter(out.path("masks"), info.fps, size, "png")
@@ -337,8 +337,8 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     device = resolve_options(opts)[1]
     share = np.zeros(info.num_frames)
     try:
-        frames = writing_progress(iter_frames(input_path, fps=opts.fps), info.num_frames, "fgbg: writing",
-                                  opts.progress)
+        frames = progress_bar("fgbg: writing", "frame", opts.progress, iter_frames(input_path, fps=opts.fps),
+                              info.num_frames)
         for t, frame in enumerate(frames):
             image = frame_to_tensor(frame)
             mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()

@@ -43,11 +43,10 @@ from ..errors import InputError
 from ..model import BestState, FrameCodes, frame_windows
 from ..nets import SkipNet
 from ..ops import composite_recon_loss, exclusion_loss
-from ..video import (StagedOutputDir, StreamingWriter, VideoInfo, iter_frames, resize_frames, save_png,
-                     working_size)
+from ..video import StagedOutputDir, VideoInfo, iter_frames, resize_frames, save_png, working_size
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
-                     frame_to_tensor, load_working_clip, sample_frames, seed_everything, with_device_defaults,
-                     write_contact_sheet, writing_progress)
+                     frame_to_tensor, layer_writer, load_working_clip, progress_bar, sample_frames, seed_everything,
+                     with_device_defaults, write_contact_sheet)
 from .cuts import CUT_STEP_RATIO, frame_steps, largest_step_ratio, thumbnails
 
 
@@ -875,11 +874,10 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     preview_at = set(preview_frames(unmixing, info.num_frames))
     preview_rows = []
     audio = input_path if info.has_audio else None
-    writers = [StreamingWriter(out.path(name), info.fps, size, "rgb", audio_from=audio, timecode=info.timecode,
-                               pixel_aspect=info.pixel_aspect) for name in ("shot_a.mp4", "shot_b.mp4")]
+    writers = [layer_writer(out.path(name), info, "rgb", audio) for name in ("shot_a.mp4", "shot_b.mp4")]
     try:
-        frames = writing_progress(iter_frames(input_path, fps=opts.fps), len(alpha), "transition: writing",
-                                  opts.progress)
+        frames = progress_bar("transition: writing", "frame", opts.progress, iter_frames(input_path, fps=opts.fps),
+                              len(alpha))
         for t, frame in enumerate(frames):
             if t >= len(alpha):
                 break
