@@ -231,12 +231,15 @@ def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
 
 
 def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],
-                        tile_width: int = 320) -> None:
-    """rows: per sampled frame, one C x H x W image per column."""
+                        tile_width: int = 320, pixel_aspect: Fraction = Fraction(1)) -> None:
+    """rows: per sampled frame, one C x H x W image per column. pixel_aspect
+    (a pixel's width over its height, as the video is shown): the tiles take
+    the shape a player shows, so an anamorphic clip is not drawn squeezed."""
     tiles = []
     for row in rows:
         images = [to_uint8(img) for img in row]
-        height = max(1, round(images[0].shape[0] * tile_width / images[0].shape[1]))
+        shown_width = images[0].shape[1] * float(pixel_aspect)
+        height = max(1, round(images[0].shape[0] * tile_width / shown_width))
         tiles.append(np.concatenate([cv2.resize(im, (tile_width, height), interpolation=cv2.INTER_AREA)
                                      for im in images], axis=1))
     header = np.full((28, tiles[0].shape[1], 3), 255, np.uint8)

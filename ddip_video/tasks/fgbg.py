@@ -360,5 +360,6 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
         for writer in writers.values():
             writer.abort()
         raise
-    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"])
+    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"],
+                        pixel_aspect=info.pixel_aspect)
     return share

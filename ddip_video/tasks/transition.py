@@ -899,7 +899,8 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
         for writer in writers:
             writer.abort()
         raise
-    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"])
+    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"],
+                        pixel_aspect=info.pixel_aspect)
 
 
 def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[int]:
