@@ -296,6 +296,6 @@ def test_outputs_keep_the_input_timecode_and_pixel_aspect(task, names, tmp_path,
         assert (info.timecode, info.pixel_aspect, info.fps, info.num_frames) == (
             "10:00:00;02", Fraction(4, 3), Fraction(30000, 1001), 4), name
     # the contact sheet shows the frames as a player does: 320x180 with 4:3 pixels is
-    # 16:9 stretched to 4:3, so a 320-wide tile is 135 high (180 if drawn squeezed)
+    # shown 427x180, so a 320-wide tile is 135 high (180 if drawn squeezed)
     sheet = cv2.imread(str(tmp_path / "out" / "preview.png"))
     assert sheet.shape[0] == 28 + 4 * 135
