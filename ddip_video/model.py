@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import SkipNet
+from .nets import LAYER_CHANNELS, SkipNet
 
 
 class FrameCodes(nn.Module):
@@ -88,7 +88,7 @@ class PanoramaBackground(nn.Module):
     layer cannot follow objects that move against the scene."""
 
     def __init__(self, geometry: PanoramaGeometry, code_channels: int = 8,
-                 channels=(8, 16, 32, 64, 128), reg_noise_std: float = 1.0 / 30,
+                 channels=LAYER_CHANNELS, reg_noise_std: float = 1.0 / 30,
                  generator: torch.Generator | None = None):
         super().__init__()
         code = 0.1 * torch.randn(1, code_channels, geometry.height, geometry.width, generator=generator)

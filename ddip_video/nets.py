@@ -11,6 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+LAYER_CHANNELS = (8, 16, 32, 64, 128)  # per level, as in the original Double-DIP
+
+
+def smallest_side(levels: int = len(LAYER_CHANNELS)) -> int:
+    """The shortest input side a skip net of `levels` levels can take: each
+    level halves the side (rounding up), and the deepest must still be 2
+    pixels, which its 3x3 reflection padding needs (1 pixel fails)."""
+    return 2 ** levels + 1
+
+
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
     pad = (kernel - 1) // 2
     layers: list[nn.Module] = [nn.ReflectionPad2d(pad)] if pad else []
@@ -73,7 +83,7 @@ class SkipNet(nn.Module):
     every level mixes neighbouring frames (see TemporalMix)."""
 
     def __init__(self, in_channels: int, out_channels: int,
-                 channels: Sequence[int] = (8, 16, 32, 64, 128), skip_channels: int | Sequence[int] = 4,
+                 channels: Sequence[int] = LAYER_CHANNELS, skip_channels: int | Sequence[int] = 4,
                  temporal: bool = False):
         super().__init__()
         skips = [skip_channels] * len(channels) if isinstance(skip_channels, int) else list(skip_channels)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ddip_video.model import BestState, FrameCodes, PanoramaBackground, frame_windows, panorama_geometry
-from ddip_video.nets import SkipNet, TemporalMix
+from ddip_video.nets import SkipNet, TemporalMix, smallest_side
 
 
 @pytest.mark.parametrize("size", [(32, 48), (37, 53), (17, 17)])
@@ -16,6 +16,16 @@ def test_skip_net_any_size_output_in_unit_range(size):
     y = net(torch.randn(2, 4, *size))
     assert y.shape == (2, 3, *size)
     assert 0 <= y.min() and y.max() <= 1
+
+
+@pytest.mark.parametrize("levels", [3, 5])
+def test_smallest_side_is_the_smallest_a_skip_net_takes(levels):
+    # batch 1 in training mode, as the panorama's canvas runs: the hardest case
+    net = SkipNet(2, 3, channels=(4,) * levels)
+    side = smallest_side(levels)
+    assert net(torch.randn(1, 2, side, side + 7)).shape == (1, 3, side, side + 7)
+    with pytest.raises((RuntimeError, ValueError)):
+        net(torch.randn(1, 2, side - 1, side + 7))
 
 
 def test_temporal_net_mixes_neighbouring_frames():

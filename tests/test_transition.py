@@ -496,5 +496,5 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, sample_clip, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     result = run_cli("transition", sample_clip, "-o", tmp_path / "o", "--max-side", "40")  # 40 x 22
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "(at least 32 pixels a side): --max-side 57 gives 57x32" in result.stderr  # the smallest that works
+    assert "(at least 33 pixels a side): --max-side 58 gives 58x33" in result.stderr  # the smallest that works
     assert not (tmp_path / "o").exists()

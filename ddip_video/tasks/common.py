@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..nets import smallest_side
 from ..video import StreamingWriter, VideoInfo, probe, read_video, save_png, working_size
 
 
@@ -83,7 +84,7 @@ class MemoryNeed:
 
 
 def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      min_side: int = 16, memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
+                      min_side: int = smallest_side(), memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
     """Reads the clip with its longer side at most read_side (default: max_side;
     None reads the full size), after checking that the working size that
     max_side gives keeps at least min_side pixels a side and, given `memory`

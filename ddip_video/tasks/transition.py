@@ -41,7 +41,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..model import BestState, FrameCodes, frame_windows
-from ..nets import SkipNet
+from ..nets import SkipNet, smallest_side
 from ..ops import composite_recon_loss, exclusion_loss
 from ..video import StagedOutputDir, VideoInfo, iter_frames, resize_frames, save_png, working_size
 from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_working_size, device_label,
@@ -50,7 +50,6 @@ from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_work
 from .cuts import CUT_STEP_RATIO, frame_steps, largest_step_ratio, thumbnails
 
 
-MIN_SIDE = 32  # the skip nets' five stride-2 levels need this much on the shorter side
 
 
 @dataclass
@@ -562,7 +561,7 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     opts, device = resolve_options(opts)
     generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
-    check_working_size((frames.shape[-1], frames.shape[-2]), size, MIN_SIDE)
+    check_working_size((frames.shape[-1], frames.shape[-2]), size, smallest_side())
     frames = resize_frames(frames.float(), size)
     black = [is_black(frame, opts.black_level) for frame in frames]
     if black[0] and black[-1]:
@@ -836,7 +835,7 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
     start = time.perf_counter()
     opts, device = resolve_options(opts)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
-        clip = load_working_clip(input_path, opts.max_side, opts.fps, min_side=MIN_SIDE,
+        clip = load_working_clip(input_path, opts.max_side, opts.fps,
                                  memory=lambda info: memory_need(info, opts, device))
         if clip.info.num_frames < 2:
             raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
