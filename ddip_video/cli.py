@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import signal
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -135,13 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return run_info()
-        return {"fgbg": run_fgbg, "transition": run_transition}[args.command](args)
+        with _stop_signals_interrupt():
+            return {"fgbg": run_fgbg, "transition": run_transition}[args.command](args)
     except InputError as error:
         print(f"ddip-video {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ddip-video {args.command}: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"ddip-video {args.command}: {how}; no output was written", file=sys.stderr)
+        return 128 + signum
     except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
         where = _out_of_memory(error)
         if where is None:
@@ -155,6 +160,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ddip-video {args.command}: error: cannot write the results into {args.output} "
               f"({error.strerror}); no output was written", file=sys.stderr)
         return 1
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C, raised where the run is so that it unwinds as
+    Ctrl-C does: the staged outputs removed, OUTDIR as it was."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """SIGTERM (kill, timeout, a job scheduler) and SIGHUP (a closed terminal) would
+    end the process at once and leave OUTDIR with a hidden staging folder; within this
+    block they raise Stopped instead. A second such signal ends the process as before."""
+    def stop(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+        raise Stopped(signum)
+
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    try:
+        previous = {name: signal.signal(getattr(signal, name), stop) for name in names}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = {}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 # Failures of the storage the results go to: a full disk or quota, a file too large

@@ -3,8 +3,10 @@ bad input (one-line error, exit status 2, no traceback, nothing written)."""
 import errno
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -159,6 +161,27 @@ def test_smallest_input_taken_runs(tmp_path):
         result = run_cli(task, frames, "-o", tmp_path / task, "--iters", "2", "--quiet")
         assert result.returncode == 0, result.stderr
         assert probe(tmp_path / task / ("mask.mp4" if task == "fgbg" else "shot_a.mp4")).width == 66
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("task, signum", [("fgbg", signal.SIGTERM), ("transition", signal.SIGHUP)])
+def test_stop_signal_mid_run_leaves_the_output_folder_as_it_was(task, signum, tmp_path):
+    frames = write_small_frames(tmp_path / "small", 66, 33, count=12)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "earlier.txt").write_text("kept")
+    process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", task, str(frames), "-o", str(outdir),
+                                "--iters", "100000", "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 120
+    while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:  # the run has begun
+        time.sleep(0.05)
+    time.sleep(3)  # well into the work
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert stderr.strip().splitlines() == [
+        f"ddip-video {task}: stopped by {signal.Signals(signum).name}; no output was written"]
+    assert sorted(p.name for p in outdir.iterdir()) == ["earlier.txt"]
 
 
 def test_output_folder_that_is_a_file_is_refused(tmp_path, sample_clip):
