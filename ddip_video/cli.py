@@ -10,6 +10,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from . import __version__
 from .errors import InputError
 
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="ddip-video", description=(
         "Split a video into layers with a temporally coupled Double-DIP (no training data)."))
+    parser.add_argument("--version", action="version", version=f"ddip-video {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("info", help="versions, built kernels, devices and encoders")
     fgbg = sub.add_parser("fgbg", help="separate the moving foreground from the background",
@@ -87,7 +89,7 @@ def run_info() -> int:
     import cv2
     import torch
 
-    from . import __version__, ops
+    from . import ops
 
     print(f"ddip-video {__version__}")
     print(f"torch {torch.__version__} | PyAV {av.__version__} (FFmpeg {av.library_versions.get('libavcodec')}) | "

@@ -2,6 +2,7 @@
 bad input (one-line error, exit status 2, no traceback, nothing written)."""
 import errno
 import hashlib
+import importlib.metadata
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+import ddip_video
 from ddip_video.cli import main
 from ddip_video.video import iter_frames, probe
 
@@ -35,6 +37,13 @@ def test_info_lists_versions_kernels_devices_encoders(capsys):
     for needle in ("torch ", "PyAV ", "OpenCV ", "C++ kernels: built", "CUDA kernels:", "devices: cpu",
                    "libx264 yes", "prores_ks yes"):
         assert needle in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"ddip-video {ddip_video.__version__}"
+    assert ddip_video.__version__ == importlib.metadata.version("ddip-video")  # pyproject.toml says it too
 
 
 @pytest.mark.slow
