@@ -1,7 +1,8 @@
 """How well `ddip-video transition` unmixes dissolves with exact ground truth.
 
     python benchmarks/eval_transition.py DATA_DIR [--max-side N] [--device D] [--iters N]
-        [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade long dip] [--json F]
+        [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade long dip
+        white-fade white-dip] [--json F]
         [--per-frame] [--set NAME=VALUE ...]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
@@ -16,6 +17,8 @@ DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
   dip     a dip to black: a quarter of A, A fading out, 2 black frames, B
           fading in, the rest B (I_t = alpha_t A_t + beta_t B_t, beta_t the
           weight of shot B: 0 until B fades in).
+  white-fade, white-dip   "fade" and "dip" with white for black (a fade from
+          white: A is white; I_t = 1 - (alpha_t (1 - A_t) + beta_t (1 - B_t))).
 The mixed clip is written losslessly as a folder of PNGs (at the sequences'
 size, or --clip-side on the longer side) and `transition` runs on it through
 the CLI's own code path (run_transition, writing every output); the shots are
@@ -49,7 +52,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
-from ddip_video.tasks.transition import TransitionOptions, run_transition, split_residual  # noqa: E402
+from ddip_video.tasks.transition import (TransitionOptions, resolve_options, run_transition,  # noqa: E402
+                                         split_residual)
 from ddip_video.video import read_video, resize_frames, working_size  # noqa: E402
 from overrides import option_overrides  # noqa: E402  (beside this script)
 
@@ -148,11 +152,23 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     if shape == "long":
         shot_a, shot_b = back_and_forth(shot_a, LONG_FRAMES), back_and_forth(shot_b, LONG_FRAMES)
     num_frames = len(shot_a)
-    if shape == "fade":
+    white = shape.startswith("white-")
+    base = shape.removeprefix("white-")
+    if white:  # mixed as a fade of black of the inverted shots, inverted back below
+        shot_a, shot_b = 1.0 - shot_a, 1.0 - shot_b
+    if base == "fade":
         shot_a = torch.zeros_like(shot_a)
-    alpha, beta = shot_weights(num_frames, shape)
+    alpha, beta = shot_weights(num_frames, base)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
     mixed8 = mix_8bit(a8, b8, alpha, beta)
+    mixed_a, mixed_b = (alpha > 0.05) & (alpha < 0.95), (beta > 0.05) & (beta < 0.95)
+    splits = residual_splits(alpha, beta, base == "dip")
+    max_side = resolve_options(opts)[0].max_side
+    # PSNR is the same of inverted images, so the best is found as for black
+    ceiling_a = working_size_ceiling(a8, b8, mixed8, splits, mixed_a, max_side)[0]
+    ceiling_b = working_size_ceiling(a8, b8, mixed8, splits, mixed_b, max_side)[1]
+    if white:
+        a8, b8, mixed8 = 255 - a8, 255 - b8, 255 - mixed8
     clip_dir, out_dir = workdir / "clip", workdir / "out"
     clip_dir.mkdir()
     for t, frame in enumerate(mixed8):
@@ -164,14 +180,10 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     got_b = frames_to_uint8(read_video(out_dir / "shot_b.mp4")[0])
     got_alpha, got_beta = read_weights(out_dir / "alpha.csv")
     assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
-    mixed_a, mixed_b = (alpha > 0.05) & (alpha < 0.95), (beta > 0.05) & (beta < 0.95)
     u = result.unmixing
-    splits = residual_splits(alpha, beta, shape == "dip")
-    ceiling_a = working_size_ceiling(a8, b8, mixed8, splits, mixed_a, u.options.max_side)[0]
-    ceiling_b = working_size_ceiling(a8, b8, mixed8, splits, mixed_b, u.options.max_side)[1]
     pure = np.isin(alpha, (0, 1)) & np.isin(beta, (0, 1))
     found = (got_alpha[pure] == alpha[pure]) & (got_beta[pure] == beta[pure])
-    extra = dict(beta_mae=float(np.abs(got_beta - beta).mean())) if shape == "dip" else {}
+    extra = dict(beta_mae=float(np.abs(got_beta - beta).mean())) if base == "dip" else {}
     per_frame = [dict(frame=int(t), alpha=float(alpha[t]), beta=float(beta[t]),
                       a=psnr(got_a[t], a8[t]) if mixed_a[t] else None, b=psnr(got_b[t], b8[t]) if mixed_b[t] else None)
                  for t in np.nonzero(mixed_a | mixed_b)[0]]
@@ -201,7 +213,7 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="A:B",
                         help=f"sequence pairs, shot A first (default {' '.join(DEFAULT_PAIRS)})")
     parser.add_argument("--shapes", nargs="+", default=["whole", "middle"],
-                        choices=["whole", "middle", "fade", "long", "dip"])
+                        choices=["whole", "middle", "fade", "long", "dip", "white-fade", "white-dip"])
     parser.add_argument("--json", type=Path, help="write the per-clip figures here")
     parser.add_argument("--per-frame", action="store_true", help="print PSNR per frame too")
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",

@@ -74,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(with alpha, ProRes 4444) and preview.png into OUTDIR.")
     _add_common(fgbg, FGBG_DEFAULTS)
     fgbg.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
-    transition = sub.add_parser("transition", help="unmix a dissolve, a fade or a dip to black into its two shots",
+    transition = sub.add_parser("transition", help="unmix a dissolve, a fade or a dip to black (or white) into its two shots",
                                 description="Writes shot_a.mp4 (the shot visible at the start), shot_b.mp4 "
                                             "(the shot visible at the end), alpha.csv (the weight of shot A "
-                                            "per frame; for a dip to black, that of shot B too), alpha.png "
+                                            "per frame; for a dip to black or white, that of shot B too), alpha.png "
                                             "(its plot) and preview.png into OUTDIR. The first frame is taken "
                                             "as shot A alone and the last as shot B alone.")
     _add_common(transition, TRANSITION_DEFAULTS)

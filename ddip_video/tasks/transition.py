@@ -20,7 +20,9 @@ A fade is a dissolve with a black shot: a black first (last) frame makes
 shot A (B) exactly black, and the other shot is all the model fits. A dip to
 black (shot A fades out, black, shot B fades in) is two fades, split at the
 black frames and unmixed one after the other; there the weight of shot B is
-not 1 - alpha_t and is reported beside it. A clip
+not 1 - alpha_t and is reported beside it. A white matte (a fade from or to
+white, a dip to white: editors' other common dip) is the same with the
+frames inverted: 1 - I_t is then a fade of black. A clip
 that holds no transition at all (one shot, no cut, no mix: see
 looks_like_one_shot) is reported as such and passes through as shot A; one
 that changes shot more than once is refused (refuse_more_changes).
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -498,8 +500,8 @@ class Unmixing:
     shot_a: torch.Tensor       # T x 3 x h x w at the working size, not yet split: the nets' shots where
                                # modelled, elsewhere the input (its shot alone) or 0 (not seen)
     shot_b: torch.Tensor
-    kind: str                  # "dissolve", "fade from black", "fade to black", "dip to black", "hard cut",
-                               # "no transition"
+    kind: str                  # "dissolve", "fade from black", "fade to black", "dip to black" (or white),
+                               # "hard cut", "no transition"
     first: int                 # the first frame that mixes both shots (for a cut: the first frame of B;
                                # for a dip: the first frame of A's fade-out)
     last: int                  # the last frame that mixes both shots (for a cut: the last frame of A;
@@ -509,10 +511,12 @@ class Unmixing:
     options: TransitionOptions  # as run: the device's defaults filled in
     classic_alpha: np.ndarray = field(default_factory=lambda: np.zeros(0))
     timings: dict = field(default_factory=dict)
-    dip: tuple[int, int] | None = None       # a dip to black: its first and last black frame
-    dip_weight_b: np.ndarray | None = None   # a dip to black: the weight of shot B per frame
+    dip: tuple[int, int] | None = None       # a dip to black (white): its first and last black (white) frame
+    dip_weight_b: np.ndarray | None = None   # a dip: the weight of shot B per frame
     fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation:
                                               # none, one, or a dip's two
+    matte: str = "black"  # a fade's solid shot. "white": the shots and the solid one are held inverted
+                          # (1 - x), as the frames were unmixed (see unmix)
 
     @property
     def iterations(self) -> int:
@@ -526,11 +530,12 @@ class Unmixing:
 
     @property
     def black(self) -> tuple[bool, bool]:
-        return self.kind == "fade from black", self.kind == "fade to black"
+        """Whether shot A, shot B is the solid shot (black in the frames as unmixed)."""
+        return self.kind.startswith("fade from "), self.kind.startswith("fade to ")
 
     @property
     def weight_b(self) -> np.ndarray:
-        """The weight of shot B per frame: 1 - alpha but in a dip to black."""
+        """The weight of shot B per frame: 1 - alpha but in a dip."""
         return self.dip_weight_b if self.dip is not None else 1.0 - self.alpha
 
     def mix_at(self, t: int) -> tuple[float, tuple[bool, bool]]:
@@ -563,9 +568,29 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     check_working_size((frames.shape[-1], frames.shape[-2]), size, smallest_side())
     frames = resize_frames(frames.float(), size)
+    if matte_of(frames, opts.black_level) == "white":
+        unmixing = unmix_matte_black(1.0 - frames, opts, device, generator, start, "white")
+        return replace(unmixing, kind=unmixing.kind.replace("black", "white"), matte="white")
+    return unmix_matte_black(frames, opts, device, generator, start)
+
+
+def matte_of(frames: torch.Tensor, level: float) -> str:
+    """The clip's solid shot: "white" where it fades from or to white, or dips to
+    white, and not to black; else "black" (whether or not it has one)."""
+    black = [is_black(frame, level) for frame in frames]
+    if black[0] or black[-1] or black_gap(black) is not None:
+        return "black"
+    white = [is_black(1.0 - frame, level) for frame in frames]
+    return "white" if white[0] or white[-1] or black_gap(white) is not None else "black"
+
+
+def unmix_matte_black(frames: torch.Tensor, opts: TransitionOptions, device: torch.device,
+                      generator: torch.Generator, start: float, matte: str = "black") -> Unmixing:
+    """unmix of frames (at the working size) whose solid shot, if any, is black
+    (matte: what it is in the input, for the error message)."""
     black = [is_black(frame, opts.black_level) for frame in frames]
     if black[0] and black[-1]:
-        raise InputError("the first and the last frames are both black: no shot to recover")
+        raise InputError(f"the first and the last frames are both {matte}: no shot to recover")
     gap = None if black[0] or black[-1] else black_gap(black)
     if gap is not None:
         return unmix_dip(frames, gap, opts, device, generator, start)
@@ -853,14 +878,16 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
 def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:
     """shot_a.mp4, shot_b.mp4 and preview.png. Where a shot is not visible
     (A after the transition, B before it) it holds its nearest visible frame;
-    a shot never visible, or black, is black."""
+    a shot never visible is black, the solid shot of a fade its colour."""
     size = (info.width, info.height)
     alpha, weight_b = unmixing.alpha, unmixing.weight_b
+    inverted = unmixing.matte == "white"  # the shots are held inverted: split the inverted frame
 
     def shots_at(t: int, image: torch.Tensor):
         up = [resize_frames(s[t:t + 1], size)[0] for s in (unmixing.shot_a, unmixing.shot_b)]
         weight_a, black = unmixing.mix_at(t)
-        return split_residual(image, weight_a, up[0], up[1], black)
+        shots = split_residual(1.0 - image if inverted else image, weight_a, up[0], up[1], black)
+        return tuple(1.0 - shot for shot in shots) if inverted else shots
 
     first_b = int(np.argmax(weight_b > 0)) if (weight_b > 0).any() else None
     held_b = None  # shot B's first visible frame, held before it
@@ -913,7 +940,7 @@ def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[
 
 def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction, weight_b: np.ndarray | None = None) -> None:
     """frame,time_s,alpha; and weight_b, the weight of shot B, where it is not
-    1 - alpha (a dip to black)."""
+    1 - alpha (a dip to black or white)."""
     columns = {"alpha": alpha} if weight_b is None else {"alpha": alpha, "weight_b": weight_b}
     lines = [",".join(["frame", "time_s", *columns])]
     lines += [",".join([str(t), f"{float(t / fps):.6f}", *(f"{c[t]:.6f}" for c in columns.values())])
@@ -923,7 +950,7 @@ def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction, weight_b: np.n
 
 def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int = 800, height: int = 400) -> None:
     """The alpha curve drawn with OpenCV: weight of shot A against time (and of
-    shot B in a dip to black), the transition shaded."""
+    shot B in a dip), the transition shaded."""
     alpha = unmixing.alpha
     n = len(alpha)
     img = np.full((height, width, 3), 255, np.uint8)
