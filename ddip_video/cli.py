@@ -74,12 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(with alpha, ProRes 4444) and preview.png into OUTDIR.")
     _add_common(fgbg, FGBG_DEFAULTS)
     fgbg.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
-    transition = sub.add_parser("transition", help="unmix a dissolve, a fade or a dip to black (or white) into its two shots",
+    transition = sub.add_parser("transition",
+                                help="unmix a dissolve, a fade or a dip to black (or white) into its two shots",
                                 description="Writes shot_a.mp4 (the shot visible at the start), shot_b.mp4 "
                                             "(the shot visible at the end), alpha.csv (the weight of shot A "
-                                            "per frame; for a dip to black or white, that of shot B too), alpha.png "
-                                            "(its plot) and preview.png into OUTDIR. The first frame is taken "
-                                            "as shot A alone and the last as shot B alone.")
+                                            "per frame; for a dip to black or white, that of shot B too), "
+                                            "alpha.png (its plot) and preview.png into OUTDIR. The first "
+                                            "frame is taken as shot A alone and the last as shot B alone.")
     _add_common(transition, TRANSITION_DEFAULTS)
     return parser
 
@@ -182,16 +183,19 @@ def _stop_signals_interrupt():
         signal.signal(signum, signal.SIG_DFL)
         raise Stopped(signum)
 
-    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    try:
-        previous = {name: signal.signal(getattr(signal, name), stop) for name in names}
-    except ValueError:  # not the main thread: signals cannot be caught here
-        previous = {}
+    previous = {}
+    for signum in (getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)):
+        if signal.getsignal(signum) is signal.SIG_IGN:  # nohup: asked to run on
+            continue
+        try:
+            previous[signum] = signal.signal(signum, stop)
+        except ValueError:  # not the main thread: signals cannot be caught here
+            break
     try:
         yield
     finally:
-        for name, handler in previous.items():
-            signal.signal(getattr(signal, name), handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # Failures of the storage the results go to: a full disk or quota, a file too large

@@ -193,6 +193,22 @@ def test_stop_signal_mid_run_leaves_the_output_folder_as_it_was(task, signum, tm
     assert sorted(p.name for p in outdir.iterdir()) == ["earlier.txt"]
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_hangup_ignored_as_by_nohup_lets_the_run_finish(tmp_path):
+    frames = write_small_frames(tmp_path / "small", 66, 33)
+    outdir = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", "fgbg", str(frames), "-o", str(outdir),
+                                "--iters", "60", "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert (outdir / "mask.mp4").is_file()
+
+
 def test_output_folder_that_is_a_file_is_refused(tmp_path, sample_clip):
     target = tmp_path / "file"
     target.write_text("x")

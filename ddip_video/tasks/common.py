@@ -84,7 +84,8 @@ class MemoryNeed:
 
 
 def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      min_side: int = smallest_side(), memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
+                      min_side: int = smallest_side(),
+                      memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
     """Reads the clip with its longer side at most read_side (default: max_side;
     None reads the full size), after checking that the working size that
     max_side gives keeps at least min_side pixels a side and, given `memory`
