@@ -209,6 +209,17 @@ def test_hangup_ignored_as_by_nohup_lets_the_run_finish(tmp_path):
     assert (outdir / "mask.mp4").is_file()
 
 
+def test_progress_bars_redraw_seldom_into_a_log(tmp_path):
+    frames = write_small_frames(tmp_path / "small", 66, 33)
+    result = subprocess.run([sys.executable, "-m", "ddip_video.cli", "fgbg", str(frames), "-o", str(tmp_path / "out"),
+                             "--iters", "200"], capture_output=True, env=ENV, timeout=600)  # stderr: a pipe, as bytes
+    assert result.returncode == 0, result.stderr
+    redraws = result.stderr.count(b"\r")
+    # each of the three bars drawn once and cleared (3 carriage returns a bar); at tqdm's own
+    # pace (10 a second) this run wrote 111 carriage returns, and an hour's run would write 36000
+    assert b"fgbg: motion hints" in result.stderr and redraws <= 12, redraws
+
+
 def test_output_folder_that_is_a_file_is_refused(tmp_path, sample_clip):
     target = tmp_path / "file"
     target.write_text("x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -192,14 +193,20 @@ class Progress:
         return time.perf_counter() - self.start
 
 
+# Where stderr is a file or a pipe (a log, a batch job), a bar redraws this seldom: at
+# tqdm's pace (10 times a second) an hour's run would write some 36000 redraws into it.
+LOG_REDRAW_SECONDS = 30.0
+
+
 def progress_bar(description: str, unit: str, enabled: bool = True, iterable: Iterable | None = None,
                  total: int | None = None) -> tqdm:
     """Every phase's tqdm bar (a context manager; over `iterable` if given), gone when
     done. The phases: the motion analysis (some 0.12 s a frame on 2 CPU threads), the
     optimisation (Progress), and the writing of the full-size outputs (fgbg: 0.5 s a
     1080p frame)."""
+    interval = 0.1 if sys.stderr.isatty() else LOG_REDRAW_SECONDS
     return tqdm(iterable, total=total, desc=description, unit=unit, disable=not enabled, leave=False,
-                dynamic_ncols=True)
+                dynamic_ncols=True, mininterval=interval, maxinterval=max(10.0, interval))
 
 
 def layer_writer(path, info: VideoInfo, kind: str, audio_from=None) -> StreamingWriter:
