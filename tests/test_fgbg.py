@@ -1,5 +1,8 @@
 """fgbg's optimisation on real frames: determinism with a fixed seed, masks
 in [0, 1], and a small quality check against DAVIS ground truth."""
+import io
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -8,6 +11,7 @@ import pytest
 import torch
 
 from ddip_video.metrics import mean_jaccard
+from ddip_video.tasks.common import Progress
 from ddip_video.tasks.fgbg import FgbgOptions, separate
 from ddip_video.video import read_video, resize_frames
 
@@ -65,3 +69,24 @@ def test_a_clip_with_cuts_is_separated_shot_by_shot(sample_clip, second_clip):
     assert joined.hints.fg_prob.shape == (12, 36, 64) and joined.hints.homographies.shape == (12, 3, 3)
     alone = separate(b[:5], opts)
     assert alone.cuts == [] and torch.equal(joined.masks[4:9], alone.masks)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_shows_the_loss_and_an_eta(monkeypatch, terminal):
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    progress = Progress(40, "fgbg")
+    for step in range(40):
+        progress.step(torch.tensor(1.0 / (step + 1)))
+        time.sleep(0.01)
+    progress.close()
+    drawn = stderr.getvalue()
+    if terminal:  # redrawn as it goes: the loss, the rate and the time left
+        assert "loss=0.0" in drawn and "it/s" in drawn and "<00:" in drawn
+    else:  # a log: drawn once and cleared, within the 30 s between redraws
+        assert drawn.count("\r") == 3 and "0/40" in drawn
