@@ -64,6 +64,8 @@ MOTION_RATIO = 8.0  # residual / median residual at which motion alone is 50:50
 CHANGE_OFFSETS = (-12, -8, -4, 4, 8, 12)  # frames compared with frame t for its background
 STILL_BACKGROUND_FRAMES = 25  # frames, spread over the clip, in a still camera's background
 CHANGE_LEVEL = 30.0  # RGB distance to the background at which change alone is 50:50
+FADE_GAIN_TOLERANCE = 0.1  # |log| of a frame's gain on its background left as is (real clips: <= 0.039)
+GAIN_FLOOR = 8.0  # grey level under which a pixel says nothing of the gain
 CHANGE_WEIGHT = 1.0
 STILL_CHANGE_WEIGHT = 2.0  # a still camera's background needs no alignment: trust it more
 COLOUR_WEIGHT = 0.5
@@ -317,8 +319,23 @@ def _change(frames: np.ndarray, homographies: np.ndarray, static: bool) -> np.nd
             if not others:  # a short clip: the nearest frames will do
                 others = sorted((u for u in range(count) if u != t), key=lambda u: abs(u - t))[: len(CHANGE_OFFSETS)]
             background = _aligned_median(frames, homographies, t, others)
-        distances[t] = np.linalg.norm(frames[t].astype(np.float32) - background, axis=-1)
+        frame = frames[t].astype(np.float32)
+        # in the background's brightness, where CHANGE_LEVEL was measured
+        distances[t] = np.linalg.norm(frame / _fade_gain(frame, background) - background, axis=-1)
     return distances
+
+
+def _fade_gain(frame: np.ndarray, background: np.ndarray) -> float:
+    """How much brighter the whole frame is than its background: a fade in or out, or
+    the camera's exposure, would otherwise make every pixel look changed. The median
+    ratio of their grey levels (the foreground, a minority, does not move it); 1 where
+    that is within FADE_GAIN_TOLERANCE of 1, or unknown."""
+    frame_gray, background_gray = frame.mean(axis=-1), background.mean(axis=-1)
+    usable = (frame_gray > GAIN_FLOOR) & (background_gray > GAIN_FLOOR)  # NaN (not seen) compares False
+    if usable.sum() < 0.1 * usable.size:
+        return 1.0
+    gain = float(np.median(frame_gray[usable] / background_gray[usable]))
+    return gain if abs(np.log(gain)) > FADE_GAIN_TOLERANCE else 1.0
 
 
 def _change_log_odds(change: np.ndarray, static: bool) -> np.ndarray:

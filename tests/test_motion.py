@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ddip_video.metrics import cdnet_f_measure, jaccard, mean_jaccard
-from ddip_video.motion import MotionHints, camera_motion, hint_steps, motion_hints, plain_motion_hints
+from ddip_video.motion import (CHANGE_LEVEL, MotionHints, _change, camera_motion, hint_steps, motion_hints,
+                               plain_motion_hints)
 
 IMAGE = Path(__file__).parent / "data" / "motion" / "breakdance_00000_360.png"
 CLIP_SIZE = (288, 160)  # w, h: a window of the 360 x 202 image, so a pan stays inside it
@@ -270,3 +271,20 @@ def test_plain_motion_hints_find_fast_patch(image):
     assert hints.fg_prob[truth].mean() > 0.6  # measured: 0.70
     assert hints.fg_prob[~truth].mean() < 0.05  # measured: 0.001
     assert plain_motion_hints(clip[:1]).fg_mask.sum() == 0  # one frame: nothing moves
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_change_sees_through_a_fade(image, static):
+    # A still shot fading in from 30% to full brightness, a patch crossing it: a fade must
+    # not make the whole frame look changed (each frame is compared with its background
+    # at the background's brightness).
+    count = 16
+    clip, truth = with_moving_patch(panning_clip(image, [(30, 20)] * count), textured_patch(image), (30, 50), (8, 3))
+    gains = np.linspace(0.3, 1.0, count).reshape(-1, 1, 1, 1)
+    faded = np.clip(clip * gains + 0.5, 0, 255).astype(np.uint8)
+    change = _change(faded, np.stack([np.eye(3)] * count), static)
+    for t in range(count):
+        # measured: background medians 0.3-3.8 (still camera) and 0.5-1.2 (the moving
+        # camera's path); without the fade's gain 3.8-55.7 and 28.7-59.6. The patch: 40.8-88.8
+        assert np.nanmedian(change[t][~truth[t]]) < CHANGE_LEVEL / 2, t
+    assert np.nanmedian(change[0][truth[0]]) > CHANGE_LEVEL
