@@ -85,12 +85,12 @@ class MemoryNeed:
 
 
 def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      min_side: int = smallest_side(),
                       memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
     """Reads the clip with its longer side at most read_side (default: max_side;
     None reads the full size), after checking that the working size that
-    max_side gives keeps at least min_side pixels a side and, given `memory`
+    max_side gives keeps the pixels a side the nets need (smallest_side) and, given `memory`
     (what the task needs for a clip), that the machine has that much."""
+    min_side = smallest_side()
     if max_side is not None and max_side < min_side:
         raise InputError(f"--max-side must be at least {min_side}, got {max_side}")
     info = probe(path, fps)

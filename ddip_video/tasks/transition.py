@@ -52,8 +52,6 @@ from .common import (LOADED_BYTES, MemoryNeed, Progress, TaskOptions, check_work
 from .cuts import CUT_STEP_RATIO, frame_steps, largest_step_ratio, thumbnails
 
 
-
-
 @dataclass
 class TransitionOptions(TaskOptions):
     window: int = 8                  # frames per optimisation step
