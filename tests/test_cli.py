@@ -17,7 +17,7 @@ import pytest
 
 import ddip_video
 from ddip_video.cli import main
-from ddip_video.video import iter_frames, probe
+from ddip_video.video import ColourTags, iter_frames, probe
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
 
@@ -355,27 +355,32 @@ def test_other_os_errors_are_not_taken_for_a_full_disk(error, tmp_path, sample_c
 
 @pytest.mark.parametrize("task, names", [("fgbg", ["background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4"]),
                                          ("transition", ["shot_a.mp4", "shot_b.mp4"])])
-def test_outputs_keep_the_input_timecode_and_pixel_aspect(task, names, tmp_path, sample_clip):
+def test_outputs_keep_the_input_timecode_pixel_aspect_and_colour(task, names, tmp_path, sample_clip):
     """An editor lines the layers up with their source by the timecode a camera recorded,
-    and shows them the source's shape only if they keep its (anamorphic) pixel aspect."""
+    and shows them the source's shape only if they keep its (anamorphic) pixel aspect,
+    and its colours only if they keep its colour tags (here a phone's HDR: BT.2020, HLG)."""
     import av
 
+    hlg = ColourTags(primaries=9, transfer=18, matrix=9)
     clip = tmp_path / "camera.mov"
     with av.open(str(clip), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(30000, 1001))
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.metadata["timecode"] = "10:00:00;02"
         stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        context = stream.codec_context
+        context.color_primaries, context.color_trc, context.colorspace = hlg.primaries, hlg.transfer, hlg.matrix
         for _, frame in zip(range(4), iter_frames(sample_clip)):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(cv2.resize(frame, (320, 180)), format="rgb24")))
         container.mux(stream.encode(None))
-    assert (probe(clip).timecode, probe(clip).pixel_aspect) == ("10:00:00;02", Fraction(4, 3))
+    source = probe(clip)
+    assert (source.timecode, source.pixel_aspect, source.colour) == ("10:00:00;02", Fraction(4, 3), hlg)
     result = run_cli(task, clip, "-o", tmp_path / "out", "--max-side", "64", "--iters", "2", "--quiet")
     assert result.returncode == 0, result.stderr
     for name in names:
         info = probe(tmp_path / "out" / name)
-        assert (info.timecode, info.pixel_aspect, info.fps, info.num_frames) == (
-            "10:00:00;02", Fraction(4, 3), Fraction(30000, 1001), 4), name
+        assert (info.timecode, info.pixel_aspect, info.colour, info.fps, info.num_frames) == (
+            "10:00:00;02", Fraction(4, 3), hlg, Fraction(30000, 1001), 4), name
     # the contact sheet shows the frames as a player does: 320x180 with 4:3 pixels is
     # shown 427x180, so a 320-wide tile is 135 high (180 if drawn squeezed)
     sheet = cv2.imread(str(tmp_path / "out" / "preview.png"))

@@ -24,7 +24,9 @@ import pytest
 import torch
 
 from ddip_video.errors import InputError
+from ddip_video.video.colour import colour_of
 from ddip_video.video import (
+    ColourTags,
     StagedOutputDir,
     StreamingWriter,
     VideoInfo,
@@ -81,15 +83,18 @@ def file_digest(path: Path) -> str:
 
 
 def make_video(path, size=(64, 48), frames=10, fps=24, rotation=None, audio_codec=None,
-               container_format=None):
+               container_format=None, matrix=None):
     """A small synthetic clip: frame i is gray level 20*i (mod 256) with a red 8x8 top-left corner.
 
-    ``rotation``: counter-clockwise display-matrix angle; ``audio_codec``: add a 440 Hz sine.
+    ``rotation``: counter-clockwise display-matrix angle; ``audio_codec``: add a 440 Hz sine;
+    ``matrix``: the YUV matrix to tag (AVCOL_SPC_*; the frames are converted with BT.601's).
     """
     width, height = size
     with av.open(str(path), "w", format=container_format) as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if matrix is not None:
+            video.codec_context.colorspace = matrix
         if rotation is not None:
             video.set_display_rotation(rotation)
         audio = container.add_stream(audio_codec, rate=44100, layout="mono") if audio_codec else None
@@ -314,6 +319,8 @@ def make_bad_input(kind: str, tmp_path: Path, sample_clip: Path) -> Path:
             container.mux(stream.encode(chunk))
             container.mux(stream.encode(None))
         return path
+    if kind == "colour matrix":
+        return make_video(tmp_path / "ictcp.mp4", frames=3, matrix=14)  # ICtCp, which swscale cannot read
     if kind == "images differ in size":
         folder = tmp_path / "frames"
         folder.mkdir()
@@ -343,6 +350,7 @@ def make_bad_input(kind: str, tmp_path: Path, sample_clip: Path) -> Path:
         ("truncated between frames", r"cut\.mp4: the video is corrupt or truncated \(21 of 30 frames"),
         ("zero frames", r"zero\.avi: the video has zero frames"),
         ("audio only", r"^not a video: .*song\.m4a \(only audio\)"),
+        ("colour matrix", r"ictcp\.mp4: the video's colour matrix \(ICtCp\) is not one FFmpeg can turn into RGB$"),
         (
             "images differ in size",
             r"frames/: images differ in size \(00003\.png is 640x480, expected 854x480\)",
@@ -434,6 +442,63 @@ def test_colours_are_read_as_an_exact_decoder_reads_them(tmp_path):
     back = next(iter_frames(path)).astype(int)
     centres = back[16, 16::32]
     assert np.abs(centres - colours).max() <= 1, centres.tolist()
+
+
+HLG = ColourTags(primaries=9, transfer=18, matrix=9)  # BT.2020, HLG: a phone's HDR video
+PQ = ColourTags(primaries=9, transfer=16, matrix=9)  # BT.2020, PQ (HDR10)
+
+
+@pytest.mark.parametrize("name, kind", [("layer.mp4", "rgb"), ("mask.mp4", "gray"), ("foreground.mov", "rgba")])
+def test_colour_tags_are_kept(tmp_path, clip_frames, clip_masks, name, kind):
+    """The stream (H.264's VUI, mov's colr atom) and every frame (ProRes writes its own
+    header) carry the tags; without any, BT.709 as always."""
+    frames = {"rgb": clip_frames, "gray": clip_masks, "rgba": torch.cat([clip_frames, clip_masks], 1)}[kind]
+    frames = resize_frames(frames[:2], (64, 36))
+    for tags, path in ((HLG, tmp_path / name), (ColourTags(), tmp_path / f"plain-{name}")):
+        write_all(path, frames, kind, colour=tags)
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            assert (context.color_primaries, context.color_trc, context.colorspace) == (
+                tags.primaries, tags.transfer, tags.matrix)
+        assert probe(path).colour == tags
+
+
+@pytest.mark.parametrize("tags", [HLG, PQ, ColourTags()])
+def test_colours_round_trip_in_the_tagged_matrix(tmp_path, tags):
+    # The writer turns RGB into YUV with the matrix it tags (BT.2020 for HDR), so the
+    # reader, which decodes with the tagged matrix, gets the same RGB back (lossless
+    # H.264: within the 8-bit YUV quantisation). Encoded with BT.709's matrix, the BT.2020
+    # patches come back up to 12 levels off.
+    colours = np.array([(200, 100, 50), (50, 100, 200), (30, 160, 90), (128, 128, 128), (240, 240, 20),
+                        (255, 0, 0)], np.uint8)
+    patches = np.repeat(np.repeat(colours[None], 32, axis=0), 32, axis=1)
+    path = tmp_path / "patches.mp4"
+    with StreamingWriter(path, Fraction(24), (len(colours) * 32, 32), "rgb", quality=0, colour=tags) as writer:
+        writer.write(patches)
+    centres = next(iter_frames(path)).astype(int)[16, 16::32]
+    assert np.abs(centres - colours).max() <= 1, centres.tolist()
+
+
+def test_bt2020_constant_luminance_is_read_as_non_constant(tmp_path):
+    # swscale has no conversion for it (it failed with "Operation not supported")
+    path = make_video(tmp_path / "cl.mp4", frames=3, matrix=10)
+    frames, info = read_video(path)
+    assert info.num_frames == 3
+    assert abs(float(frames[2, :, 24:, 24:].mean()) * 255 - 40) < 2  # the gray of frame 2
+
+
+def test_colour_tags_of_a_frame():
+    from types import SimpleNamespace
+
+    def frame(primaries, transfer, matrix):
+        return SimpleNamespace(color_primaries=primaries, color_trc=transfer, colorspace=matrix)
+
+    assert colour_of(frame(9, 18, 9)) == HLG
+    assert colour_of(frame(9, 16, 10)) == PQ  # constant luminance is written as non-constant
+    assert colour_of(frame(2, 2, 2)) == ColourTags()  # untagged: BT.709, as players assume
+    assert colour_of(frame(0, 3, 0)) == ColourTags()  # reserved values
+    assert colour_of(frame(6, 6, 6)) == ColourTags(6, 6, 1)  # SD: its primaries, encoded BT.709
+    assert colour_of(frame(9, 14, 1)) == ColourTags(9, 14, 1)  # BT.2020 primaries in a BT.709 matrix
 
 
 @pytest.mark.parametrize("size", [(854, 480), (427, 241)])

@@ -211,9 +211,10 @@ def progress_bar(description: str, unit: str, enabled: bool = True, iterable: It
 
 def layer_writer(path, info: VideoInfo, kind: str, audio_from=None) -> StreamingWriter:
     """A writer for an output video of the clip `info` describes: its frame rate, size,
-    start timecode and pixel aspect ratio, so that an editor lines the two up."""
+    start timecode, pixel aspect ratio and colour tags, so that an editor lines the two
+    up and shows them alike."""
     return StreamingWriter(path, info.fps, (info.width, info.height), kind, audio_from=audio_from,
-                           timecode=info.timecode, pixel_aspect=info.pixel_aspect)
+                           timecode=info.timecode, pixel_aspect=info.pixel_aspect, colour=info.colour)
 
 
 def frames_to_uint8(frames: torch.Tensor, chunk: int = 32) -> np.ndarray:

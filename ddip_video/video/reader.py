@@ -21,13 +21,21 @@ import torch
 import torch.nn.functional as F
 
 from ddip_video.errors import InputError
+from ddip_video.video.colour import ColourTags, colour_of
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = Fraction(24)
 
 # FFmpeg opens text files (.txt, .nfo, ANSI art) as a "video" of rendered text.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
-_UNSPECIFIED_COLORSPACE = 2  # AVCOL_SPC_UNSPECIFIED
+# YUV matrices (AVCOL_SPC_*) by what swscale does with them: reads the tag itself (RGB, BT.709,
+# FCC, BT.470BG, SMPTE 170M and 240M, BT.2020 NCL); untagged (unspecified, reserved); BT.2020
+# constant luminance, read as its non-constant sibling (the nearest it has); the rest it cannot.
+_SWSCALE_READS_TAG = frozenset({0, 1, 4, 5, 6, 7, 9})
+_UNTAGGED_MATRIX = frozenset({2, 3})
+_BT2020_CL = 10
+_UNREADABLE_MATRIX = {8: "YCgCo", 11: "SMPTE ST 2085", 12: "chromaticity-derived", 13: "chromaticity-derived",
+                      14: "ICtCp", 15: "IPT-C2", 16: "YCgCo-R", 17: "YCgCo-R"}
 # swscale's default YUV -> RGB path rounds down and interpolates chroma coarsely: saturated
 # colours came out 1-3 levels dark (BT.709 4:2:0; (30, 160, 90) read as (29, 157, 87)).
 # Accurate rounding with full chroma interpolation reads them as an exact BT.709 decoder
@@ -56,6 +64,7 @@ class VideoInfo:
     is_image_sequence: bool
     timecode: str | None = None  # the start timecode (HH:MM:SS:FF) a camera or editor recorded, if any
     pixel_aspect: Fraction = Fraction(1)  # a pixel's width over its height, as shown (anamorphic video: not 1)
+    colour: ColourTags = ColourTags()  # primaries and transfer curve of the frames' RGB (BT.709 for images)
 
     @property
     def duration_s(self) -> float:
@@ -169,10 +178,12 @@ def _parse_fps(fps) -> Fraction:
 
 def _probe_video(path: Path, fps) -> VideoInfo:
     with _open_video(path) as (container, stream):
-        count, width, height, rotation = 0, 0, 0, 0
+        count, width, height, rotation, colour = 0, 0, 0, 0, ColourTags()
         for frame in _decode(path, container, stream):
             if count == 0:
                 width, height, rotation = frame.width, frame.height, _display_rotation(frame)
+                colour = colour_of(frame)
+                _yuv_matrix(frame, path)  # a matrix that cannot be read is refused before any work
             count += 1
         if count == 0:
             raise InputError(f"{path}: the video has zero frames")
@@ -189,6 +200,7 @@ def _probe_video(path: Path, fps) -> VideoInfo:
             is_image_sequence=False,
             timecode=_timecode(container, stream),
             pixel_aspect=_pixel_aspect(stream, rotation),
+            colour=colour,
         )
 
 
@@ -216,7 +228,7 @@ def _iter_video(path: Path) -> Iterator[np.ndarray]:
         for frame in _decode(path, container, stream):
             if size is None:
                 size, rotation = (frame.width, frame.height), _display_rotation(frame)
-            yield _rotate(_to_rgb(frame, size), rotation)
+            yield _rotate(_to_rgb(frame, size, path), rotation)
 
 
 @contextlib.contextmanager
@@ -297,20 +309,30 @@ def _rotate(rgb: np.ndarray, clockwise_degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=-clockwise_degrees // 90))
 
 
-def _to_rgb(frame, size) -> np.ndarray:
+def _to_rgb(frame, size, path: Path) -> np.ndarray:
     """RGB with the frame's own color matrix and range (scaled to ``size`` if it changed)."""
-    colorspace = None  # PyAV then reads the frame's tag
-    if frame.colorspace == _UNSPECIFIED_COLORSPACE:
-        # What players assume for untagged video: BT.709 for HD, BT.601 for SD.
-        colorspace = "itu709" if frame.width >= 1280 or frame.height > 576 else "itu601"
     return frame.to_ndarray(
         format="rgb24",
         width=size[0],
         height=size[1],
-        src_colorspace=colorspace,
+        src_colorspace=_yuv_matrix(frame, path),
         src_color_range=frame.color_range,
         interpolation=_EXACT_COLOUR,
     )
+
+
+def _yuv_matrix(frame, path: Path) -> str | None:
+    """The matrix to read the frame's YUV with, as PyAV names it (None: the frame's tag)."""
+    matrix = int(frame.colorspace)
+    if matrix in _SWSCALE_READS_TAG:
+        return None
+    if matrix in _UNTAGGED_MATRIX:
+        # What players assume for untagged video: BT.709 for HD, BT.601 for SD.
+        return "itu709" if frame.width >= 1280 or frame.height > 576 else "itu601"
+    if matrix == _BT2020_CL:
+        return "bt2020"
+    name = _UNREADABLE_MATRIX.get(matrix, f"number {matrix}")
+    raise InputError(f"{path}: the video's colour matrix ({name}) is not one FFmpeg can turn into RGB")
 
 
 # ---- image folders ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ddip_video.errors import InputError
+from ddip_video.video.colour import ColourTags
 from ddip_video.video.output import remove_path, replace_path, same_path
 
 _STOP = object()  # queue item that ends the encoder thread
@@ -34,7 +35,6 @@ _CONTAINERS = {".mp4": "mp4", ".mov": "mov"}
 _MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 # By channel count; AAC needs a named layout, which e.g. PCM in Matroska does not carry.
 _AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}
-_BT709 = 1  # AVCOL_PRI_BT709 = AVCOL_TRC_BT709 = AVCOL_SPC_BT709
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 
 
@@ -55,12 +55,14 @@ class StreamingWriter:
     as a timecode track so that an editor lines the output up with its source; left out
     where it does not parse or the track cannot hold the frame rate. ``pixel_aspect``: the
     sample aspect ratio to tag the video with (an anamorphic source's, so that the output
-    is shown the same shape). PNG ignores both.
+    is shown the same shape). ``colour``: the primaries and transfer curve the frames' RGB
+    is in (the input's: an HDR clip's HLG or PQ curve), which the video is tagged with,
+    and the YUV matrix it is encoded with. PNG ignores all three.
     """
 
     def __init__(self, path, fps: Fraction, size: tuple[int, int], kind: str, audio_from=None,
                  queue_size: int = 8, quality: int = 18, timecode: str | None = None,
-                 pixel_aspect: Fraction = Fraction(1)):
+                 pixel_aspect: Fraction = Fraction(1), colour: ColourTags = ColourTags()):
         self.path = Path(path)
         self.fps = Fraction(fps)
         self.size = (int(size[0]), int(size[1]))
@@ -77,7 +79,7 @@ class StreamingWriter:
                 container_format = _CONTAINERS[self.path.suffix.lower()]
                 self._sink = _VideoSink(
                     self._partial, container_format, self.fps, self.size, kind, quality, audio_from, timecode,
-                    Fraction(pixel_aspect)
+                    Fraction(pixel_aspect), colour
                 )
         except BaseException:
             remove_path(self._partial)
@@ -259,14 +261,15 @@ class _VideoSink:
     """One video stream (plus the input's audio) in an mp4 or mov container."""
 
     def __init__(self, file: Path, container_format: str, fps: Fraction, size, kind: str,
-                 quality: int, audio_from, timecode: str | None = None, pixel_aspect: Fraction = Fraction(1)):
+                 quality: int, audio_from, timecode: str | None = None, pixel_aspect: Fraction = Fraction(1),
+                 colour: ColourTags = ColourTags()):
         # faststart puts the index first, so that a browser can play while downloading.
         options = {"movflags": "+faststart"} if container_format == "mp4" else {}
         self._container = av.open(
             str(file.absolute()), "w", format=container_format, container_options=options
         )
         try:
-            self._stream = _add_video_stream(self._container, fps, size, kind, quality)
+            self._stream = _add_video_stream(self._container, fps, size, kind, quality, colour)
             if timecode_fits(timecode, fps):
                 self._stream.metadata["timecode"] = timecode
             if pixel_aspect != 1:
@@ -276,14 +279,19 @@ class _VideoSink:
             self._container.close()
             raise
         self._fps = fps
+        self._colour = colour
         self._index = 0
         self._input_format = {"rgb": "rgb24", "gray": "gray", "rgba": "rgba"}[kind]
 
     def write(self, array: np.ndarray) -> None:
         image = array[..., 0] if self._input_format == "gray" else array
         frame = av.VideoFrame.from_ndarray(image, format=self._input_format)
-        # Convert with the BT.709 matrix the stream is tagged with (swscale defaults to BT.601).
-        frame = frame.reformat(format=self._stream.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG")
+        # Convert with the matrix the stream is tagged with (swscale defaults to BT.601).
+        frame = frame.reformat(format=self._stream.pix_fmt, dst_colorspace=self._colour.swscale_matrix,
+                               dst_color_range="MPEG")
+        # ProRes writes each frame's own tags into its header (H.264 the stream's).
+        frame.color_primaries, frame.color_trc = self._colour.primaries, self._colour.transfer
+        frame.colorspace = self._colour.matrix
         frame.pts = self._index
         frame.time_base = 1 / self._fps
         self._container.mux(self._stream.encode(frame))
@@ -317,7 +325,7 @@ def timecode_fits(timecode: str | None, fps: Fraction) -> bool:
     return bool(timecode) and _TIMECODE.fullmatch(timecode) is not None and 0 < round(fps) <= _TIMECODE_MAX_FPS
 
 
-def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int):
+def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int, colour: ColourTags):
     width, height = size
     if kind == "rgba":
         stream = container.add_stream("prores_ks", rate=fps)
@@ -331,7 +339,7 @@ def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int):
     stream.width, stream.height = width, height
     stream.codec_context.time_base = 1 / fps
     context = stream.codec_context
-    context.color_primaries = context.color_trc = context.colorspace = _BT709
+    context.color_primaries, context.color_trc, context.colorspace = colour.primaries, colour.transfer, colour.matrix
     context.color_range = _LIMITED_RANGE
     return stream
 
