@@ -34,10 +34,6 @@ class ColourTags:
         """The name PyAV's reformat gives the matrix."""
         return _SWSCALE_MATRIX[self.matrix]
 
-    @property
-    def is_bt709(self) -> bool:
-        return (self.primaries, self.transfer, self.matrix) == (BT709, BT709, BT709)
-
 
 def colour_of(frame) -> ColourTags:
     """The tags for outputs made from a decoded frame: its primaries and transfer curve
