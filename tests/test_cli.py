@@ -193,6 +193,25 @@ def test_stop_signal_mid_run_leaves_the_output_folder_as_it_was(task, signum, tm
     assert sorted(p.name for p in outdir.iterdir()) == ["earlier.txt"]
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_what_a_killed_run_left_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL (kill -9, the out-of-memory killer) gives no chance to clean up; the next
+    run into the same folder removes the hidden staging folder and its partial files."""
+    frames = write_small_frames(tmp_path / "small", 66, 33, count=12)
+    outdir = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", "fgbg", str(frames), "-o", str(outdir),
+                                "--iters", "100000", "--quiet"], stderr=subprocess.PIPE, env=ENV)
+    deadline = time.monotonic() + 120
+    while not list(outdir.glob(".ddip-staging-*/.lock")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=60)
+    assert [p.name.startswith(".ddip-staging-") for p in outdir.iterdir()] == [True]
+    result = run_cli("transition", frames, "-o", outdir, "--iters", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert not list(outdir.glob(".*")) and (outdir / "shot_a.mp4").is_file()
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 def test_hangup_ignored_as_by_nohup_lets_the_run_finish(tmp_path):
     frames = write_small_frames(tmp_path / "small", 66, 33)

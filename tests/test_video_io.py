@@ -705,6 +705,27 @@ def test_staged_output_failure_leaves_nothing(tmp_path, error):
     assert not (tmp_path / "new" / "out").exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file locks")
+def test_staging_left_by_a_killed_run_is_removed_by_the_next_one(tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    abandoned = outdir / ".ddip-staging-0badc0de"  # as a SIGKILLed run leaves it: its lock free
+    abandoned.mkdir()
+    (abandoned / ".lock").touch()
+    (abandoned / ".foreground.mp4.partial-1234").write_bytes(b"x" * 1000)
+    starting = outdir / ".ddip-staging-5ca1ab1e"  # a run in its first instant: no lock yet
+    starting.mkdir()
+    live = StagedOutputDir(outdir)  # a run under way, its lock held
+    live_staging = next(p for p in outdir.glob(".ddip-staging-*") if p not in (abandoned, starting))
+    assert not abandoned.exists() and starting.is_dir()
+    with StagedOutputDir(outdir) as staged:
+        staged.path("notes.txt").write_text("second run")
+    assert live_staging.is_dir() and starting.is_dir()  # neither taken for abandoned
+    assert (outdir / "notes.txt").read_text() == "second run"
+    live.discard()
+    assert not live_staging.exists()
+
+
 def test_staged_output_refuses_bad_folders(tmp_path, sample_clip):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")

@@ -10,6 +10,14 @@ from pathlib import Path
 
 from ddip_video.errors import InputError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, so folders left by killed runs stay
+    fcntl = None
+
+STAGING_PREFIX = ".ddip-staging-"
+_LOCK = ".lock"  # in a staging folder: held by its run for as long as the run lives
+
 
 class StagedOutputDir:
     """Collects a whole run's outputs in a hidden staging folder inside OUTDIR, and moves
@@ -17,7 +25,10 @@ class StagedOutputDir:
 
     On failure or Ctrl-C (``__exit__`` with an exception) the staging folder is removed, so
     no half-written outputs are left, and earlier files in OUTDIR are untouched until commit
-    replaces them. Leaving the ``with`` block without an exception commits.
+    replaces them. Leaving the ``with`` block without an exception commits. A run killed
+    outright (SIGKILL, the out-of-memory killer, a power cut) cannot clean up; the staging
+    folders such runs left in OUTDIR are removed by the next run there, known by their lock,
+    which the system released when their process died.
     """
 
     def __init__(self, outdir, input_path=None):
@@ -29,10 +40,13 @@ class StagedOutputDir:
             self.outdir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot create the output folder {self.outdir} ({error.strerror})") from None
-        self._staging = self.outdir / f".ddip-staging-{secrets.token_hex(4)}"
+        remove_abandoned_staging(self.outdir)
+        self._staging = self.outdir / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
         self._committed: list[Path] | None = None
+        self._lock = None
         try:
             self._staging.mkdir()
+            self._lock = _hold_lock(self._staging)
         except OSError as error:  # a read-only or full file system, a folder not ours
             self.discard()
             raise InputError(f"cannot write into the output folder {self.outdir} ({error.strerror})") from None
@@ -69,16 +83,22 @@ class StagedOutputDir:
             target = self.outdir / item.name
             replace_path(item, target)
             final.append(target)
-        remove_path(self._staging)
+        self._remove_staging()
         self._committed = final
         return final
 
     def discard(self) -> None:
         """Remove everything staged; the output folder keeps its earlier contents."""
-        remove_path(self._staging)
+        self._remove_staging()
         if self._created and self._committed is None:
             with contextlib.suppress(OSError):
                 self.outdir.rmdir()  # only succeeds if nothing else was put there
+
+    def _remove_staging(self) -> None:
+        remove_path(self._staging)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> StagedOutputDir:
         return self
@@ -89,6 +109,43 @@ class StagedOutputDir:
         else:
             self.discard()
         return False
+
+
+def _hold_lock(staging: Path) -> int | None:
+    """Locks a new staging folder for the life of this process; the descriptor, or None
+    where the file system has no locks (its folders are then never taken for abandoned)."""
+    if fcntl is None:
+        return None
+    pending = staging / ".lock-pending"
+    descriptor = os.open(pending, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except OSError:
+        os.close(descriptor)
+        return None
+    os.replace(pending, staging / _LOCK)  # seen by other runs only once held
+    return descriptor
+
+
+def remove_abandoned_staging(outdir: Path) -> None:
+    """Removes the staging folders in ``outdir`` whose run died without cleaning up: their
+    lock can be taken. A live run's is held; one without a lock is left (its run is in
+    its first instant, or the file system has no locks)."""
+    if fcntl is None:
+        return
+    for folder in outdir.glob(f"{STAGING_PREFIX}*"):
+        try:
+            descriptor = os.open(folder / _LOCK, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: a live run
+        else:
+            remove_path(folder)
+        finally:
+            os.close(descriptor)
 
 
 def same_path(a: Path, b: Path) -> bool:
