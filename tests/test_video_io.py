@@ -726,6 +726,28 @@ def test_staging_left_by_a_killed_run_is_removed_by_the_next_one(tmp_path):
     assert not live_staging.exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file locks")
+def test_commits_into_one_folder_take_turns(tmp_path):
+    """Two runs finishing at once into one folder: each moves all its outputs in while
+    the other waits, so the folder ends up with one run's outputs, not a mix."""
+    import fcntl
+
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    staged = StagedOutputDir(outdir)
+    for name in ("foreground.mp4", "mask.mp4"):
+        staged.path(name).write_text("second run")
+    other_run = os.open(outdir, os.O_RDONLY)
+    fcntl.flock(other_run, fcntl.LOCK_EX)  # the other run is committing
+    committing = threading.Thread(target=staged.commit)
+    committing.start()
+    time.sleep(0.5)
+    assert committing.is_alive() and not (outdir / "foreground.mp4").exists()
+    os.close(other_run)
+    committing.join(timeout=10)
+    assert [(outdir / name).read_text() for name in ("foreground.mp4", "mask.mp4")] == ["second run"] * 2
+
+
 def test_staged_output_refuses_bad_folders(tmp_path, sample_clip):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")

@@ -28,7 +28,8 @@ class StagedOutputDir:
     replaces them. Leaving the ``with`` block without an exception commits. A run killed
     outright (SIGKILL, the out-of-memory killer, a power cut) cannot clean up; the staging
     folders such runs left in OUTDIR are removed by the next run there, known by their lock,
-    which the system released when their process died.
+    which the system released when their process died. Runs that commit into one OUTDIR at
+    the same moment take turns, so that it holds one run's outputs, not a mix.
     """
 
     def __init__(self, outdir, input_path=None):
@@ -77,12 +78,13 @@ class StagedOutputDir:
         if self._committed is not None:
             return self._committed
         final = []
-        for item in sorted(self._staging.iterdir()):
-            if item.name.startswith("."):  # a writer's unfinished temporary file
-                continue
-            target = self.outdir / item.name
-            replace_path(item, target)
-            final.append(target)
+        with _folder_lock(self.outdir):  # two runs into one folder: all outputs from one of them
+            for item in sorted(self._staging.iterdir()):
+                if item.name.startswith("."):  # a writer's unfinished temporary file, the lock
+                    continue
+                target = self.outdir / item.name
+                replace_path(item, target)
+                final.append(target)
         self._remove_staging()
         self._committed = final
         return final
@@ -125,6 +127,21 @@ def _hold_lock(staging: Path) -> int | None:
         return None
     os.replace(pending, staging / _LOCK)  # seen by other runs only once held
     return descriptor
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """Holds an exclusive lock on the folder itself (none where locks are not to be had)."""
+    descriptor = None
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            descriptor = os.open(folder, os.O_RDONLY)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def remove_abandoned_staging(outdir: Path) -> None:
