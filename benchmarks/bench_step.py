@@ -2,11 +2,12 @@
 the mask net, Adam) with the fused operators, against the same step with the
 pure-PyTorch reference losses, as a ratio measured in one run.
 
-    python benchmarks/bench_step.py [--device cuda] [--frames 50] [--max-side 427] [--window 8]
+    python benchmarks/bench_step.py [--device cuda] [--frames 50] [--max-side 427] [--window 8] [--bf16]
 
 The clip is the shipped sample (its frames repeated to --frames), at the
 default working size; the camera is taken as still (identity homographies),
-which does not change the cost of a step.
+which does not change the cost of a step. --bf16: the step under bfloat16 autocast
+(`fgbg` itself runs in float32), to see what mixed precision would buy.
 """
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def clip(frames: int, max_side: int) -> torch.Tensor:
     return video[torch.arange(frames) % len(video)]
 
 
-def time_steps(model, optimizer, frames, hint, opts, window, steps, device) -> float:
+def time_steps(model, optimizer, frames, hint, opts, window, steps, device, bf16=False) -> float:
     idx = torch.arange(window, device=device)
     warmup = 0  # time the full objective, not the warm-up's
     def one():
-        loss = step_loss(model, frames, hint, idx, opts, opts.iters - 1, warmup)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = step_loss(model, frames, hint, idx, opts, opts.iters - 1, warmup)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--window", type=int, default=FgbgOptions.window)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--bf16", action="store_true", help="also time the step under bfloat16 autocast")
     args = parser.parse_args()
     device = torch.device(args.device)
     steps = args.steps or (30 if device.type == "cuda" else 5)
@@ -78,18 +81,22 @@ def main() -> None:
     hints = MotionHints(prob, prob > 0.5, np.tile(np.eye(3), (t, 1, 1)), True)
     opts = FgbgOptions(iters=defaults["iters"])
     results = {}
-    for name, force_reference in (("fused", False), ("reference", True)):
+    runs = [("fused", False, False), ("reference", True, False)] + [("fused bf16", False, True)] * args.bf16
+    for name, force_reference, bf16 in runs:
         _loader.FORCE_REFERENCE = force_reference
         model = FgbgModel(frames, hints, torch.Generator().manual_seed(0)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
         hint = torch.from_numpy(prob).unsqueeze(1).to(device)
-        results[name] = time_steps(model, optimizer, frames.to(device), hint, opts, args.window, steps, device)
+        results[name] = time_steps(model, optimizer, frames.to(device), hint, opts, args.window, steps, device,
+                                   bf16)
     _loader.FORCE_REFERENCE = False
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"fgbg step: {args.window} frames of {w}x{h} per step, {where}, torch {torch.__version__}")
     for name, ms in results.items():
         print(f"  {name:9s} {ms:8.2f} ms per step ({ms / args.window:.2f} ms per frame)")
     print(f"  reference / fused = {results['reference'] / results['fused']:.2f}x")
+    if args.bf16:
+        print(f"  fused / fused bf16 = {results['fused'] / results['fused bf16']:.2f}x")
 
 
 if __name__ == "__main__":
