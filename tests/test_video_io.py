@@ -499,6 +499,8 @@ def test_colour_tags_of_a_frame():
     assert colour_of(frame(0, 3, 0)) == ColourTags()  # reserved values
     assert colour_of(frame(6, 6, 6)) == ColourTags(6, 6, 1)  # SD: its primaries, encoded BT.709
     assert colour_of(frame(9, 14, 1)) == ColourTags(9, 14, 1)  # BT.2020 primaries in a BT.709 matrix
+    with pytest.raises(ValueError, match="matrix"):
+        ColourTags(matrix=6)
 
 
 @pytest.mark.parametrize("size", [(854, 480), (427, 241)])

@@ -29,6 +29,10 @@ class ColourTags:
     transfer: int = BT709
     matrix: int = BT709
 
+    def __post_init__(self):
+        if self.matrix not in _SWSCALE_MATRIX:
+            raise ValueError(f"the writer encodes with BT.709's or BT.2020's matrix (1 or 9), not {self.matrix}")
+
     @property
     def swscale_matrix(self) -> str:
         """The name PyAV's reformat gives the matrix."""

@@ -122,10 +122,10 @@ def _hold_lock(staging: Path) -> int | None:
     descriptor = os.open(pending, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.replace(pending, staging / _LOCK)  # seen by other runs only once held
     except OSError:
         os.close(descriptor)
         return None
-    os.replace(pending, staging / _LOCK)  # seen by other runs only once held
     return descriptor
 
 
