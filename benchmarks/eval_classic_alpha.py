@@ -33,7 +33,9 @@ that show one shot alone each leaves mixed (not exactly 1 or 0); whether the
 clip is called one shot (looks_like_one_shot, as `transition` decides it);
 whether a clip not called one shot is refused for changing shot more than once
 (refuse_more_changes, as `transition` decides it; the right answer is yes for
-the "twice" clips and no for all others).
+the "twice" clips and no for all others); whether the located estimate mixes no
+frame at all (a step: `transition` then takes the clip as a hard cut and runs
+no optimisation), and whether that step is the true alpha.
 With --h264 CRF every clip is first encoded as H.264 at that CRF (23 is
 libx264's default, higher is lossier) and decoded again, as a user's rendered
 video comes: at --side, so the coding noise weighs more than on a full-size
@@ -161,7 +163,7 @@ def score(frames: torch.Tensor, alpha: np.ndarray | None) -> dict:
     whole = whole_clip_alpha(view)
     located = classic_alpha(frames, view, whole)
     row = dict(frames=len(frames), one_shot=bool(looks_like_one_shot(view, whole)), refused=False,
-               seconds=time.perf_counter() - start)
+               step=not bool(np.any((located > 0) & (located < 1))), seconds=time.perf_counter() - start)
     if not row["one_shot"]:
         try:
             refuse_more_changes(view)
@@ -172,7 +174,8 @@ def score(frames: torch.Tensor, alpha: np.ndarray | None) -> dict:
         row.update(pure=int(pure.sum()),
                    whole_mae=float(np.abs(whole - alpha).mean()), located_mae=float(np.abs(located - alpha).mean()),
                    whole_left_mixed=int((whole[pure] != alpha[pure]).sum()),
-                   located_left_mixed=int((located[pure] != alpha[pure]).sum()))
+                   located_left_mixed=int((located[pure] != alpha[pure]).sum()),
+                   exact_step=row["step"] and bool(np.array_equal(located, alpha)))
     return row
 
 
@@ -208,10 +211,11 @@ def main() -> None:
             print(f"{group:<7}{name:<46}{row['frames']:>5} frames  MAE whole {row['whole_mae']:.4f} located "
                   f"{row['located_mae']:.4f}  single-shot frames left mixed {row['whole_left_mixed']} / "
                   f"{row['located_left_mixed']} of {row['pure']}  one shot: {row['one_shot']}  "
-                  f"refused: {row['refused']}", flush=True)
+                  f"refused: {row['refused']}  step: {row['step']}", flush=True)
     coding = f", H.264 at CRF {args.h264}" if args.h264 is not None else ""
     print(f"\nat {args.side} px{coding}; per group: mean (max) alpha error of the whole-clip / located estimate, "
-          "single-shot frames left mixed, clips called one shot, clips refused as changing shot more than once")
+          "single-shot frames left mixed, clips called one shot, clips refused as changing shot more than once, "
+          "clips whose located estimate is a step (and exact)")
     for group in ("short", "cut", "long", "single", "twice", "fade"):
         rs = [r for r in rows if r["group"] == group]
         if not rs:
@@ -228,7 +232,8 @@ def main() -> None:
         left = lambda key: sum(r[key] for r in rs)
         print(f"{group:<7}{len(rs):>3} clips  MAE {mae('whole_mae')} / {mae('located_mae')}  left mixed "
               f"{left('whole_left_mixed')} / {left('located_left_mixed')} of {left('pure')}  "
-              f"called one shot {called} of {len(rs)}  refused {refused} of {len(rs)}")
+              f"called one shot {called} of {len(rs)}  refused {refused} of {len(rs)}  "
+              f"a step (no optimisation) {left('step')} of {len(rs)}, exact {left('exact_step')}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(side=args.side, h264=args.h264, rows=rows), indent=2))

@@ -125,7 +125,8 @@ def main() -> None:
         rows.append(row)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(args.save / f"{seq.name}.npz", masks=(sep.masks[:, 0].numpy() * 255 + 0.5).astype(np.uint8),
+            np.savez_compressed(args.save / f"{seq.name}.npz",
+                                masks=(sep.masks[:, 0].numpy() * 255 + 0.5).astype(np.uint8),
                                 hint_prob=(sep.hints.fg_prob * 255 + 0.5).astype(np.uint8), hint_mask=sep.hints.fg_mask)
         print(f"{seq.name}: fgbg J={row['fgbg_J']:.3f} ({seconds:.1f} s, {sep.iterations} its, best "
               f"{row['best']})  hints J={row['hints_J']:.3f} (guided {row['guided_hints_J']:.3f})"

@@ -305,6 +305,18 @@ def test_unmix_models_only_the_transition_of_a_long_clip(sample_clip, second_cli
     assert u.shot_b[:51].abs().max() == 0 and u.shot_a[75:].abs().max() == 0
 
 
+def test_a_hard_cut_runs_no_optimisation(two_shots):
+    # the classic estimate mixes no frame: each shot alone is the input, and the model
+    # (600 steps here, some two minutes at 854x480 before) has nothing to unmix
+    alpha = np.r_[np.ones(4), np.zeros(FRAMES - 4)]
+    frames = mix(*two_shots, alpha)
+    u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=600, progress=False))
+    assert (u.kind, u.first, u.last, u.fits, u.iterations) == ("hard cut", 4, 3, [], 0)
+    assert np.array_equal(u.alpha, alpha) and u.work_text() == "no optimisation needed"
+    assert torch.equal(u.shot_a[:4], frames[:4]) and torch.equal(u.shot_b[4:], frames[4:])
+    assert u.shot_a[4:].abs().max() == 0 and u.shot_b[:4].abs().max() == 0
+
+
 def test_unmixes_a_fade_from_black(two_shots):
     _, b = two_shots
     alpha = ramp(FRAMES, "whole")
