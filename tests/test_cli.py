@@ -374,7 +374,8 @@ def test_other_os_errors_are_not_taken_for_a_full_disk(error, tmp_path, sample_c
 
 @pytest.mark.parametrize("task, names", [("fgbg", ["background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4"]),
                                          ("transition", ["shot_a.mp4", "shot_b.mp4"])])
-def test_outputs_keep_the_input_timecode_pixel_aspect_and_colour(task, names, tmp_path, sample_clip):
+def test_outputs_keep_the_input_timecode_pixel_aspect_and_colour(task, names, tmp_path, sample_clip,
+                                                                png_chunks):
     """An editor lines the layers up with their source by the timecode a camera recorded,
     and shows them the source's shape only if they keep its (anamorphic) pixel aspect,
     and its colours only if they keep its colour tags (here a phone's HDR: BT.2020, HLG)."""
@@ -404,3 +405,5 @@ def test_outputs_keep_the_input_timecode_pixel_aspect_and_colour(task, names, tm
     # shown 427x180, so a 320-wide tile is 135 high (180 if drawn squeezed)
     sheet = cv2.imread(str(tmp_path / "out" / "preview.png"))
     assert sheet.shape[0] == 28 + 4 * 135
+    # and tagged with the frames' curve (a cICP chunk: BT.2020, HLG, RGB, full range)
+    assert png_chunks(tmp_path / "out" / "preview.png")["cICP"] == bytes([9, 18, 0, 1])

@@ -34,6 +34,7 @@ from ddip_video.video import (
     probe,
     read_video,
     resize_frames,
+    save_png,
     working_size,
 )
 
@@ -485,6 +486,16 @@ def test_bt2020_constant_luminance_is_read_as_non_constant(tmp_path):
     frames, info = read_video(path)
     assert info.num_frames == 3
     assert abs(float(frames[2, :, 24:, 24:].mean()) * 255 - 40) < 2  # the gray of frame 2
+
+
+def test_a_png_of_hdr_frames_carries_their_tags(tmp_path, png_chunks):
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), np.uint8)
+    save_png(tmp_path / "hlg.png", image, HLG)
+    save_png(tmp_path / "plain.png", image)
+    chunks = png_chunks(tmp_path / "hlg.png")
+    assert chunks["cICP"] == bytes([9, 18, 0, 1]) and list(chunks).index("cICP") < list(chunks).index("IDAT")
+    assert "cICP" not in png_chunks(tmp_path / "plain.png")
+    assert np.array_equal(cv2.imread(str(tmp_path / "hlg.png")), image)  # the pixels as they were
 
 
 def test_colour_tags_of_a_frame():

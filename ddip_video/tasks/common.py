@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..nets import smallest_side
-from ..video import StreamingWriter, VideoInfo, probe, read_video, save_png, working_size
+from ..video import ColourTags, StreamingWriter, VideoInfo, probe, read_video, save_png, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -241,10 +241,12 @@ def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
 
 
 def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],
-                        tile_width: int = 320, pixel_aspect: Fraction = Fraction(1)) -> None:
+                        tile_width: int = 320, pixel_aspect: Fraction = Fraction(1),
+                        colour: ColourTags = ColourTags()) -> None:
     """rows: per sampled frame, one C x H x W image per column. pixel_aspect
     (a pixel's width over its height, as the video is shown): the tiles take
-    the shape a player shows, so an anamorphic clip is not drawn squeezed."""
+    the shape a player shows, so an anamorphic clip is not drawn squeezed.
+    colour: the frames' tags, which the PNG carries (an HDR clip's curve)."""
     tiles = []
     for row in rows:
         images = [to_uint8(img) for img in row]
@@ -257,7 +259,7 @@ def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list
         cv2.putText(header, label, (i * tile_width + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
                     cv2.LINE_AA)
     sheet = np.concatenate([header] + tiles, axis=0)
-    save_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    save_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), colour)
 
 
 def sample_frames(num_frames: int, count: int = 4) -> list[int]:

@@ -361,5 +361,5 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
             writer.abort()
         raise
     write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"],
-                        pixel_aspect=info.pixel_aspect)
+                        pixel_aspect=info.pixel_aspect, colour=info.colour)
     return share

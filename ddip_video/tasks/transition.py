@@ -937,7 +937,7 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
             writer.abort()
         raise
     write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"],
-                        pixel_aspect=info.pixel_aspect)
+                        pixel_aspect=info.pixel_aspect, colour=info.colour)
 
 
 def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[int]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import queue
 import re
 import secrets
+import struct
 import threading
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -217,13 +219,27 @@ def _to_uint8_hwc(frame) -> np.ndarray:
     return np.array(frame.cpu().numpy(), order="C")  # a copy: the caller may reuse its buffer
 
 
-def save_png(path: Path, image: np.ndarray) -> None:
-    """Writes a BGR(A) or gray uint8 image as a PNG. Through numpy, not cv2.imwrite,
-    so that a failure (a full disk) raises an OSError with its cause, not just False."""
-    ok, data = cv2.imencode(".png", image)
+def save_png(path: Path, image: np.ndarray, colour: ColourTags = ColourTags()) -> None:
+    """Writes a BGR(A) or gray uint8 image as a PNG. Encoded by OpenCV, written by Python,
+    not cv2.imwrite, so that a failure (a full disk) raises an OSError with its cause, not
+    just False. Pixels in other primaries or on another curve than BT.709's (video frames
+    of an HDR clip) are tagged so (a cICP chunk), for viewers that show them as such."""
+    ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"could not encode {Path(path).name} as PNG")
-    data.tofile(path)
+    data = encoded.tobytes()
+    Path(path).write_bytes(data if colour == ColourTags() else _with_cicp(data, colour))
+
+
+_PNG_IHDR_END = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, data and CRC
+
+
+def _with_cicp(png: bytes, colour: ColourTags) -> bytes:
+    """The PNG with a cICP chunk (PNG third edition: coding-independent code points,
+    the video tags; matrix 0 for RGB, full range) right after its header."""
+    body = b"cICP" + bytes([colour.primaries, colour.transfer, 0, 1])
+    chunk = struct.pack(">I", 4) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:_PNG_IHDR_END] + chunk + png[_PNG_IHDR_END:]
 
 
 def _drain(q: queue.Queue) -> None:
