@@ -1,5 +1,6 @@
 """DAVIS region similarity J of `ddip-video fgbg`, of its motion hints alone,
-of a plain motion segmentation and of OpenCV's MOG2 and KNN, per sequence.
+of a plain motion segmentation, of a sharp background plate's evidence alone
+and of OpenCV's MOG2 and KNN, per sequence.
 
     python benchmarks/eval_davis.py DATA_DIR [--max-side N] [--device D] [--iters N] [--seq NAME ...] [--json F]
                                     [--plain-hints]
@@ -15,6 +16,8 @@ the refinement adds). plate: the evidence the Double-DIP objective itself has, e
 frame's colour distance to the fitted background layer (both blurred, sigma 2 px at
 the working size) cut at its Otsu threshold. The plain motion segmentation
 (ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
+scene (eval_hints.scene_method: each frame's distance to a sharp plate, the median of
+its neighbours aligned by the camera's motion, cut the same way, specks dropped),
 MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
 seconds per sequence. --plain-hints, an ablation: fgbg steered by the plain
 segmentation instead of its own hints (what the refinement adds to weak hints).
@@ -85,7 +88,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seq", nargs="+", help="only these sequences")
-    parser.add_argument("--no-baselines", action="store_true", help="skip MOG2 and KNN")
+    parser.add_argument("--no-baselines", action="store_true", help="skip plain, scene, MOG2 and KNN")
     parser.add_argument("--json", type=Path, help="write the per-sequence figures here")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an FgbgOptions field (tuning), e.g. --set hint_floor=0.3")

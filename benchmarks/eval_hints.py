@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip_video.metrics import cdnet_f_measure, mean_jaccard  # noqa: E402
+from ddip_video import motion  # noqa: E402
 from ddip_video.motion import motion_hints, plain_motion_hints  # noqa: E402
 
 Method = Callable[[np.ndarray], np.ndarray]  # T x h x w x 3 uint8 RGB -> T x h x w bool
@@ -35,6 +36,22 @@ def hints_method(frames: np.ndarray) -> np.ndarray:
 
 def plain_method(frames: np.ndarray) -> np.ndarray:
     return plain_motion_hints(frames).fg_mask
+
+
+def scene_method(frames: np.ndarray) -> np.ndarray:
+    """What a sharp background plate alone says: each frame's colour distance to the
+    median of its neighbours warped by the camera's motion (the hints' change cue, at full
+    working resolution), blurred by 2 px, cut at the frame's Otsu threshold, the largest
+    components kept. The reconstruction error a perfect background layer would give the
+    Double-DIP objective: how far that evidence goes without the hints."""
+    pairs, homographies, static = motion._camera(motion._gray(frames))
+    del pairs
+    distances = np.nan_to_num(motion._change(frames, homographies, static))
+    masks = []
+    for distance in distances:
+        distance = cv2.GaussianBlur(distance, (0, 0), 2)
+        masks.append(motion._keep_components(motion._clean(distance >= motion._otsu(distance)), static))
+    return np.stack(masks)
 
 
 def _subtractor_method(make: Callable[[], cv2.BackgroundSubtractor]) -> Method:
@@ -54,6 +71,7 @@ def _subtractor_method(make: Callable[[], cv2.BackgroundSubtractor]) -> Method:
 METHODS: dict[str, Method] = {
     "hints": hints_method,
     "plain": plain_method,
+    "scene": scene_method,
     "MOG2": _subtractor_method(cv2.createBackgroundSubtractorMOG2),
     "KNN": _subtractor_method(cv2.createBackgroundSubtractorKNN),
 }
