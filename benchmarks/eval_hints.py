@@ -44,8 +44,7 @@ def scene_method(frames: np.ndarray) -> np.ndarray:
     working resolution), blurred by 2 px, cut at the frame's Otsu threshold, the largest
     components kept. The reconstruction error a perfect background layer would give the
     Double-DIP objective: how far that evidence goes without the hints."""
-    pairs, homographies, static = motion._camera(motion._gray(frames))
-    del pairs
+    _, homographies, static = motion._camera(motion._gray(frames))
     distances = np.nan_to_num(motion._change(frames, homographies, static))
     masks = []
     for distance in distances:

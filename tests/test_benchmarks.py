@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bound_transition  # noqa: E402
 import eval_classic_alpha  # noqa: E402
+import eval_hints  # noqa: E402
 from overrides import option_overrides  # noqa: E402
 from ddip_video.metrics import mean_jaccard  # noqa: E402
 from ddip_video.tasks.fgbg import FgbgOptions  # noqa: E402
@@ -81,7 +82,6 @@ def test_fade_clips_are_fades_and_dips_to_black():
 def test_scene_method_finds_what_moves_over_a_still_scene():
     """eval_hints' "scene" column (a sharp background plate's evidence alone) on a
     textured still scene with a square crossing it: the square, not the texture."""
-    import eval_hints
     rng = np.random.default_rng(0)
     scene = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3)).astype(np.uint8), (0, 0), 2)
     frames, truth = [], []
