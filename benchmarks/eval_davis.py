@@ -17,7 +17,8 @@ frame's colour distance to the fitted background layer (both blurred, sigma 2 px
 the working size) cut at its Otsu threshold. The plain motion segmentation
 (ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
 scene (eval_hints.scene_method: each frame's distance to a sharp plate, the median of
-its neighbours aligned by the camera's motion, cut the same way, specks dropped),
+its neighbours aligned by the camera's motion (a still camera: of frames spread over
+the clip), cut the same way, specks dropped),
 MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
 seconds per sequence. --plain-hints, an ablation: fgbg steered by the plain
 segmentation instead of its own hints (what the refinement adds to weak hints).

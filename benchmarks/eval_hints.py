@@ -40,8 +40,8 @@ def plain_method(frames: np.ndarray) -> np.ndarray:
 
 def scene_method(frames: np.ndarray) -> np.ndarray:
     """What a sharp background plate alone says: each frame's colour distance to the
-    median of its neighbours warped by the camera's motion (the hints' change cue, at full
-    working resolution), blurred by 2 px, cut at the frame's Otsu threshold, the largest
+    median of its neighbours warped by the camera's motion (a still camera: of frames
+    spread over the clip; the hints' change cue, at full working resolution), blurred by 2 px, cut at the frame's Otsu threshold, the largest
     components kept. The reconstruction error a perfect background layer would give the
     Double-DIP objective: how far that evidence goes without the hints."""
     _, homographies, static = motion._camera(motion._gray(frames))
