@@ -1,6 +1,6 @@
 """Peak memory (resident set) of `ddip-video fgbg` and `transition` against clip length.
 
-    python benchmarks/bench_memory.py SEQUENCE_DIR [--frames 100 200 400] [--max-side 160 320]
+    python -m benchmarks.bench_memory SEQUENCE_DIR [--frames 100 200 400] [--max-side 160 320]
                                       [--tasks hints fgbg transition dip] [--iters 10]
 
 SEQUENCE_DIR: a folder of frames (e.g. ../shared/data/davis2016/dog/frames). Each clip
@@ -28,7 +28,7 @@ import numpy as np
 
 HINTS_ONLY = """
 import sys
-from ddip_video.tasks.fgbg import HINT_SIDE, clip_hints
+from ddip_video.tasks.fgbg.separate import HINT_SIDE, clip_hints
 from ddip_video.video import read_video
 frames, _ = read_video(sys.argv[1], max_side=HINT_SIDE)
 clip_hints(frames)

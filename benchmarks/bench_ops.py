@@ -1,7 +1,7 @@
 """Forward+backward time of each fused operator against its pure-PyTorch
 reference, eager and under torch.compile, measured in one run.
 
-    python benchmarks/bench_ops.py [--device cuda|cpu] [--json out.json]
+    python -m benchmarks.bench_ops [--device cuda|cpu] [--json out.json]
 
 CUDA: CUDA events, warm-up, median of repeats; the effective bandwidth of each
 variant (the fewest bytes the op must move: inputs read once forward and once

@@ -2,7 +2,7 @@
 the mask net, Adam) with the fused operators, against the same step with the
 pure-PyTorch reference losses, as a ratio measured in one run.
 
-    python benchmarks/bench_step.py [--device cuda] [--frames 50] [--max-side 427] [--window 8] [--bf16]
+    python -m benchmarks.bench_step [--device cuda] [--frames 50] [--max-side 427] [--window 8] [--bf16]
 
 The clip is the shipped sample (its frames repeated to --frames), at the
 default working size; the camera is taken as still (identity homographies),
@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip_video.motion import MotionHints  # noqa: E402
-from ddip_video.ops import _loader  # noqa: E402
-from ddip_video.tasks.fgbg import DEFAULTS, FgbgModel, FgbgOptions, step_loss  # noqa: E402
-from ddip_video.video import read_video  # noqa: E402
+from ddip_video.analysis.motion import MotionHints
+from ddip_video.ops import _loader
+from ddip_video.fit import total_loss
+from ddip_video.tasks.fgbg.model import FgbgModel
+from ddip_video.tasks.fgbg.options import DEFAULTS, FgbgOptions
+from ddip_video.tasks.fgbg.separate import FgbgFit
+from ddip_video.video import read_video
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ddip_video" / "data" / "blackswan.mp4"
 
@@ -37,10 +38,11 @@ def clip(frames: int, max_side: int) -> torch.Tensor:
 
 def time_steps(model, optimizer, frames, hint, opts, window, steps, device, bf16=False) -> float:
     idx = torch.arange(window, device=device)
-    warmup = 0  # time the full objective, not the warm-up's
+    task = FgbgFit(model, frames, hint, opts, warmup=0)  # the full objective, not the warm-up's
+
     def one():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = step_loss(model, frames, hint, idx, opts, opts.iters - 1, warmup)
+            loss = total_loss(task.loss_terms(idx, opts.iters - 1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

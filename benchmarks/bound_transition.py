@@ -1,6 +1,6 @@
 """How far knowing each shot's motion could take `transition`: an oracle bound.
 
-    python benchmarks/bound_transition.py DATA_DIR [--side N] [--frames N] [--pairs A:B ...]
+    python -m benchmarks.bound_transition DATA_DIR [--side N] [--frames N] [--pairs A:B ...]
         [--shapes whole middle] [--steps N] [--temporal W] [--tv W] [--exclusion W] [--json F]
 
 The dissolves of eval_transition.py (same pairs, shapes and 8-bit mixing), made at
@@ -9,7 +9,7 @@ enters the figures). Both shots are then solved for, every pixel of every frame
 a free variable, given what `transition` has to estimate and this script is
 handed: the true alpha of every frame and the true optical flow within each
 shot (OpenCV DIS between consecutive frames of the clean shot, as
-ddip_video.motion computes it). The objective: the mix reproduced exactly
+ddip_video.analysis.motion computes it). The objective: the mix reproduced exactly
 (squared error), each shot's frame t close to its frame t-1 warped along that
 shot's flow (L1, weight --temporal), and two image priors: total variation
 (--tv) and the exclusion loss `transition` uses (--exclusion). Adam, --steps.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -31,20 +30,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ddip_video.motion import _flows  # noqa: E402
-from ddip_video.ops import exclusion_loss  # noqa: E402
-from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
-from eval_transition import DEFAULT_PAIRS, load_sequence, mix_8bit, psnr, shot_weights  # noqa: E402
+from benchmarks.eval_transition import DEFAULT_PAIRS, load_sequence, mix_8bit, psnr, shot_weights
+from ddip_video.analysis.motion import dense_flows
+from ddip_video.ops import exclusion_loss
+from ddip_video.video import frames_to_uint8
 
 
 def sampling_grids(shot8: np.ndarray) -> torch.Tensor:
     """(T-1) x h x w x 2: for each pixel of frame t+1, where it was in frame t, in
     grid_sample's [-1, 1] coordinates."""
     gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in shot8]
-    _, backward = _flows(gray)  # backward[t]: flow t+1 -> t
+    _, backward = dense_flows(gray)  # backward[t]: flow t+1 -> t
     h, w = gray[0].shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     x = (xs + backward[..., 0]) / (w - 1) * 2 - 1

@@ -1,7 +1,7 @@
 """CDnet F-measure of `ddip-video fgbg`, of its hints alone, and of OpenCV's
 MOG2 and KNN, on one CDnet folder (like ../shared/data/cdnet2014/highway).
 
-    python benchmarks/eval_cdnet.py FOLDER [--max-side N] [--device D] [--iters N]
+    python -m benchmarks.eval_cdnet FOLDER [--max-side N] [--device D] [--iters N]
 
 fgbg runs through the CLI's code path on FOLDER/input; the F-measure counts
 the frames of temporalROI.txt inside ROI.bmp and ignores the pixels the
@@ -10,17 +10,15 @@ ground truth marks 50 (shadow), 85 (outside) and 170 (unknown).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval_davis import run_fgbg_masks  # noqa: E402
-from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrink  # noqa: E402
-
-from ddip_video.metrics import cdnet_f_measure  # noqa: E402
-from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions  # noqa: E402
+from benchmarks.baselines import METHODS
+from benchmarks.data import enlarge, read_gray, read_rgb, run_timed, shrink
+from benchmarks.eval_davis import run_fgbg_masks
+from benchmarks.metrics import cdnet_f_measure
+from ddip_video.tasks.fgbg.options import FgbgOptions
+from ddip_video.tasks.fgbg.separate import HINT_SIDE
 
 
 def main() -> None:
@@ -34,15 +32,15 @@ def main() -> None:
     first, last = (int(v) for v in (args.folder / "temporalROI.txt").read_text().split()[:2])
     number = lambda p: int(p.stem[2:])
     keep = [i for i, p in enumerate(inputs) if first <= number(p) <= last]
-    truth = [_read_gray(args.folder / "groundtruth" / f"gt{number(inputs[i]):06d}.png") for i in keep]
-    roi = _read_gray(args.folder / "ROI.bmp") > 0
+    truth = [read_gray(args.folder / "groundtruth" / f"gt{number(inputs[i]):06d}.png") for i in keep]
+    roi = read_gray(args.folder / "ROI.bmp") > 0
     h, w = truth[0].shape
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, mask_png=True, progress=False)
     masks, hint_masks, result, seconds = run_fgbg_masks(args.folder / "input", opts)
     scores = {"fgbg": (cdnet_f_measure([masks[i] for i in keep], truth, roi), seconds)}
     hints = enlarge(hint_masks, h, w)
     scores["hints"] = (cdnet_f_measure([hints[i] for i in keep], truth, roi), result.separation.timings["hints"])
-    frames = shrink([_read_rgb(p) for p in inputs], HINT_SIDE)
+    frames = shrink([read_rgb(p) for p in inputs], HINT_SIDE)
     for name in ("MOG2", "KNN"):
         found, secs = run_timed(METHODS[name], frames)
         found = enlarge(found, h, w)

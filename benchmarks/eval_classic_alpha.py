@@ -2,7 +2,7 @@
 exact ground truth: the alpha estimate it starts from, and whether it calls a
 clip one shot (no transition).
 
-    python benchmarks/eval_classic_alpha.py DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--twice]
+    python -m benchmarks.eval_classic_alpha DATA_DIR [--side N] [--singles PATH ...] [--h264 CRF] [--twice]
         [--fades] [--json F]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg), like
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -55,14 +54,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip_video.errors import InputError  # noqa: E402
-from ddip_video.tasks.transition import (TransitionOptions, classic_alpha, classic_view,  # noqa: E402
-                                         looks_like_one_shot, refuse_more_changes, unmix, whole_clip_alpha)
-from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
-from ddip_video.video import StreamingWriter, read_video  # noqa: E402
-from eval_transition import back_and_forth, ramp, shot_weights  # noqa: E402  (beside this script)
+from ddip_video.errors import InputError
+from ddip_video.analysis.dissolve import classic_alpha, classic_view, looks_like_one_shot, whole_clip_alpha
+from ddip_video.tasks.transition.options import TransitionOptions
+from ddip_video.tasks.transition.unmix import refuse_more_changes, unmix
+from benchmarks.eval_transition import back_and_forth, ramp, shot_weights
+from ddip_video.video import StreamingWriter, frames_to_uint8, read_video
 
 LONG_PAIRS = [("blackswan", "car-shadow"), ("dog", "kite-surf"), ("breakdance", "blackswan"), ("car-shadow", "dog")]
 LONG_LAYOUTS = [(100, 12, 100), (200, 25, 200), (60, 50, 60), (10, 8, 200), (150, 1, 150)]

@@ -2,7 +2,7 @@
 of a plain motion segmentation, of a sharp background plate's evidence alone
 and of OpenCV's MOG2 and KNN, per sequence.
 
-    python benchmarks/eval_davis.py DATA_DIR [--max-side N] [--device D] [--iters N] [--seq NAME ...] [--json F]
+    python -m benchmarks.eval_davis DATA_DIR [--max-side N] [--device D] [--iters N] [--seq NAME ...] [--json F]
                                     [--plain-hints]
 
 DATA_DIR holds DAVIS-format sequences (<seq>/frames/*.jpg, <seq>/masks/*.png),
@@ -15,8 +15,8 @@ its masks, with the frame as guide (guided_hints: fgbg's J minus theirs is what
 the refinement adds). plate: the evidence the Double-DIP objective itself has, each
 frame's colour distance to the fitted background layer (both blurred, sigma 2 px at
 the working size) cut at its Otsu threshold. The plain motion segmentation
-(ddip_video.motion.plain_motion_hints: residual flow, Otsu, largest components),
-scene (eval_hints.scene_method: each frame's distance to a sharp plate, the median of
+(baselines.plain_motion_hints: residual flow, Otsu, largest components),
+scene (baselines.scene_method: each frame's distance to a sharp plate, the median of
 its neighbours aligned by the camera's motion (a still camera: of frames spread over
 the clip), cut the same way, specks dropped),
 MOG2 and KNN run on frames of the hints' working size. Times are wall-clock
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -38,17 +37,13 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval_hints import METHODS, _read_gray, _read_rgb, enlarge, run_timed, shrink  # noqa: E402
-
-from ddip_video.metrics import mean_jaccard  # noqa: E402
-from ddip_video.motion import _otsu, plain_motion_hints  # noqa: E402
-from ddip_video.tasks.common import frame_to_tensor  # noqa: E402
-from ddip_video.tasks.fgbg import HINT_SIDE, FgbgOptions, full_size_mask, run_fgbg  # noqa: E402
-from ddip_video.video import resize_frames  # noqa: E402
-from overrides import option_overrides  # noqa: E402  (beside this script)
+from benchmarks.baselines import METHODS, otsu, plain_motion_hints
+from benchmarks.data import davis_sequences, enlarge, read_gray, read_rgb, run_timed, shrink
+from benchmarks.metrics import mean_jaccard
+from benchmarks.overrides import option_overrides
+from ddip_video.tasks.fgbg.options import FgbgOptions
+from ddip_video.tasks.fgbg.outputs import HINT_SIDE, full_size_mask, run_fgbg
+from ddip_video.video import frame_to_tensor, resize_frames
 
 
 def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
@@ -57,7 +52,7 @@ def run_fgbg_masks(frames_dir: Path, opts: FgbgOptions):
         start = time.perf_counter()
         result = run_fgbg(frames_dir, outdir, opts)
         seconds = time.perf_counter() - start
-        masks = [_read_gray(p) > 127 for p in sorted((Path(outdir) / "masks").glob("*.png"))]
+        masks = [read_gray(p) > 127 for p in sorted((Path(outdir) / "masks").glob("*.png"))]
     return masks, result.separation.hints.fg_mask, result, seconds
 
 
@@ -78,7 +73,7 @@ def plate_masks(frames: list[np.ndarray], background: torch.Tensor) -> list[np.n
     def blurred(image):  # 3 x h x w -> h x w x 3
         return cv2.GaussianBlur(np.ascontiguousarray(image.transpose(1, 2, 0)), (0, 0), 2)
     distances = [np.abs(blurred(frame) - blurred(plate)).mean(2) for frame, plate in zip(small, background.numpy())]
-    return [distance >= _otsu(distance) for distance in distances]
+    return [distance >= otsu(distance) for distance in distances]
 
 
 def main() -> None:
@@ -95,25 +90,21 @@ def main() -> None:
                         help="override an FgbgOptions field (tuning), e.g. --set hint_floor=0.3")
     parser.add_argument("--save", type=Path, help="save each sequence's soft masks and hints here (.npz)")
     parser.add_argument("--plain-hints", action="store_true",
-                        help="an ablation: fgbg steered by the plain motion segmentation (motion.plain_motion_hints) "
+                        help="an ablation: fgbg steered by the plain motion segmentation (baselines.plain_motion_hints) "
                              "instead of its own hints, to see what the refinement adds to weak hints")
     args = parser.parse_args()
-    sequences = sorted(p for p in args.data_dir.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
-    if args.seq:
-        sequences = [p for p in sequences if p.name in args.seq]
-    if not sequences:
-        raise SystemExit(f"no sequences (folders with frames/ and masks/) in {args.data_dir}")
+    sequences = davis_sequences(args.data_dir, args.seq)
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
                        mask_png=True, progress=False, **option_overrides(FgbgOptions, args.set))
     baselines = {} if args.no_baselines else {k: v for k, v in METHODS.items() if k != "hints"}
     rows = []
     for seq in sequences:
-        truth = [_read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
+        truth = [read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
         h, w = truth[0].shape
-        with patch("ddip_video.tasks.fgbg.motion_hints", plain_motion_hints) if args.plain_hints else nullcontext():
+        with patch("ddip_video.tasks.fgbg.separate.motion_hints", plain_motion_hints) if args.plain_hints else nullcontext():
             masks, hint_masks, result, seconds = run_fgbg_masks(seq / "frames", opts)
         sep = result.separation
-        rgb = [_read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))]
+        rgb = [read_rgb(p) for p in sorted((seq / "frames").glob("*.jpg"))]
         row = dict(sequence=seq.name, frames=len(truth), fgbg_J=mean_jaccard(masks, truth)[0], fgbg_s=seconds,
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0],
                    guided_hints_J=mean_jaccard(guided_hint_masks(rgb, sep.hints.fg_prob), truth)[0],

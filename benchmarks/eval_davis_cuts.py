@@ -1,7 +1,7 @@
 """`fgbg` on an edited clip: DAVIS sequences joined by hard cuts, scored per
 sequence (DAVIS J), beside the motion hints it worked from.
 
-    python benchmarks/eval_davis_cuts.py DATA_DIR SEQ SEQ [SEQ ...] [--max-side N] [--iters N] [--device D]
+    python -m benchmarks.eval_davis_cuts DATA_DIR SEQ SEQ [SEQ ...] [--max-side N] [--iters N] [--device D]
 
 The sequences' frames (and masks) are joined in the order given into one
 folder of frames, which `fgbg` runs on through the CLI's code path (run_fgbg,
@@ -11,18 +11,14 @@ Compare with eval_davis.py on the sequences alone.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval_davis import run_fgbg_masks  # noqa: E402
-from eval_hints import _read_gray, enlarge  # noqa: E402
-
-from ddip_video.metrics import mean_jaccard  # noqa: E402
-from ddip_video.tasks.fgbg import FgbgOptions  # noqa: E402
+from benchmarks.data import enlarge, read_gray
+from benchmarks.eval_davis import run_fgbg_masks
+from benchmarks.metrics import mean_jaccard
+from ddip_video.tasks.fgbg.options import FgbgOptions
 
 
 def join_frames(data_dir: Path, sequences: list[str], folder: Path) -> list[tuple[str, int, int]]:
@@ -48,7 +44,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    truth = [_read_gray(p) > 127 for name in args.sequences
+    truth = [read_gray(p) > 127 for name in args.sequences
              for p in sorted((args.data_dir / name / "masks").glob("*.png"))]
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, seed=args.seed,
                        mask_png=True, progress=False)

@@ -1,7 +1,7 @@
 """Score the motion hints against OpenCV's background subtractors.
 
-    python benchmarks/eval_hints.py /path/to/davis2016 [--max-side 427] [--seq dog ...]
-    python benchmarks/eval_hints.py --cdnet /path/to/cdnet2014/highway
+    python -m benchmarks.eval_hints /path/to/davis2016 [--max-side 427] [--seq dog ...]
+    python -m benchmarks.eval_hints --cdnet /path/to/cdnet2014/highway
 
 DAVIS mode: every sub-folder of DATA_DIR with frames/ and masks/ is a sequence. Frames
 are shrunk (INTER_AREA) so that the longer side is --max-side, each method runs on those,
@@ -13,100 +13,13 @@ F-measure over ROI.bmp and the frames in temporalROI.txt.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
-from typing import Callable
 
-import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ddip_video.metrics import cdnet_f_measure, mean_jaccard  # noqa: E402
-from ddip_video import motion  # noqa: E402
-from ddip_video.motion import motion_hints, plain_motion_hints  # noqa: E402
-
-Method = Callable[[np.ndarray], np.ndarray]  # T x h x w x 3 uint8 RGB -> T x h x w bool
-
-
-def hints_method(frames: np.ndarray) -> np.ndarray:
-    return motion_hints(frames).fg_mask
-
-
-def plain_method(frames: np.ndarray) -> np.ndarray:
-    return plain_motion_hints(frames).fg_mask
-
-
-def scene_method(frames: np.ndarray) -> np.ndarray:
-    """What a sharp background plate alone says: each frame's colour distance to the
-    median of its neighbours warped by the camera's motion (a still camera: of frames
-    spread over the clip; the hints' change cue, at full working resolution), blurred by 2 px, cut at the frame's Otsu threshold, the largest
-    components kept. The reconstruction error a perfect background layer would give the
-    Double-DIP objective: how far that evidence goes without the hints."""
-    _, homographies, static = motion._camera(motion._gray(frames))
-    distances = np.nan_to_num(motion._change(frames, homographies, static))
-    masks = []
-    for distance in distances:
-        distance = cv2.GaussianBlur(distance, (0, 0), 2)
-        masks.append(motion._keep_components(motion._clean(distance >= motion._otsu(distance)), static))
-    return np.stack(masks)
-
-
-def _subtractor_method(make: Callable[[], cv2.BackgroundSubtractor]) -> Method:
-    def run(frames: np.ndarray) -> np.ndarray:
-        subtractor = make()
-        bgr = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames]
-        # A first pass learns the background from the whole clip, as the hints see the
-        # whole clip too (CDnet gives subtractors a training stretch for the same reason).
-        for frame in bgr:
-            subtractor.apply(frame)
-        # 255 is foreground; 127 marks shadows, which are not foreground.
-        return np.stack([subtractor.apply(frame) == 255 for frame in bgr])
-
-    return run
-
-
-METHODS: dict[str, Method] = {
-    "hints": hints_method,
-    "plain": plain_method,
-    "scene": scene_method,
-    "MOG2": _subtractor_method(cv2.createBackgroundSubtractorMOG2),
-    "KNN": _subtractor_method(cv2.createBackgroundSubtractorKNN),
-}
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _read_gray(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return image
-
-
-def shrink(frames: list[np.ndarray], max_side: int) -> np.ndarray:
-    h, w = frames[0].shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return np.stack(frames)
-    size = (round(w * scale), round(h * scale))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def enlarge(masks: np.ndarray, h: int, w: int) -> list[np.ndarray]:
-    return [cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-
-
-def run_timed(method: Method, frames: np.ndarray) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    masks = method(frames)
-    return masks, time.perf_counter() - start
+from benchmarks.baselines import METHODS
+from benchmarks.data import davis_sequences, enlarge, read_gray, read_rgb, run_timed, shrink
+from benchmarks.metrics import cdnet_f_measure, mean_jaccard
 
 
 Row = tuple[str, int, dict[str, tuple[float, float]]]  # label, frames, method -> (score, seconds)
@@ -124,16 +37,11 @@ def _print_table(title: str, rows: list[Row], score_name: str) -> None:
 
 
 def eval_davis(data_dir: Path, max_side: int, only: list[str] | None) -> None:
-    sequences = sorted(p for p in data_dir.iterdir() if (p / "frames").is_dir() and (p / "masks").is_dir())
-    if only:
-        sequences = [p for p in sequences if p.name in only]
-    if not sequences:
-        raise SystemExit(f"no sequences (folders with frames/ and masks/) in {data_dir}")
     rows = []
-    for seq in sequences:
+    for seq in davis_sequences(data_dir, only):
         frame_files = sorted((seq / "frames").glob("*.jpg")) + sorted((seq / "frames").glob("*.png"))
-        truth = [_read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
-        frames = shrink([_read_rgb(p) for p in frame_files], max_side)
+        truth = [read_gray(p) > 127 for p in sorted((seq / "masks").glob("*.png"))]
+        frames = shrink([read_rgb(p) for p in frame_files], max_side)
         h, w = truth[0].shape
         results = {}
         for name, method in METHODS.items():
@@ -155,9 +63,9 @@ def eval_davis(data_dir: Path, max_side: int, only: list[str] | None) -> None:
 def eval_cdnet(folder: Path, max_side: int) -> None:
     first, last = (int(v) for v in (folder / "temporalROI.txt").read_text().split()[:2])
     numbers = range(first, last + 1)
-    frames_full = [_read_rgb(folder / "input" / f"in{n:06d}.jpg") for n in numbers]
-    truth = [_read_gray(folder / "groundtruth" / f"gt{n:06d}.png") for n in numbers]
-    roi = _read_gray(folder / "ROI.bmp") > 0
+    frames_full = [read_rgb(folder / "input" / f"in{n:06d}.jpg") for n in numbers]
+    truth = [read_gray(folder / "groundtruth" / f"gt{n:06d}.png") for n in numbers]
+    roi = read_gray(folder / "ROI.bmp") > 0
     frames = shrink(frames_full, max_side)
     h, w = truth[0].shape
     results = {}

@@ -1,6 +1,6 @@
 """How well `ddip-video transition` unmixes dissolves with exact ground truth.
 
-    python benchmarks/eval_transition.py DATA_DIR [--max-side N] [--device D] [--iters N]
+    python -m benchmarks.eval_transition DATA_DIR [--max-side N] [--device D] [--iters N]
         [--frames N] [--clip-side N] [--pairs A:B ...] [--shapes whole middle fade long dip
         white-fade white-dip] [--json F]
         [--per-frame] [--set NAME=VALUE ...]
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,13 +48,12 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip_video.tasks.common import frames_to_uint8  # noqa: E402
-from ddip_video.tasks.transition import (TransitionOptions, resolve_options, run_transition,  # noqa: E402
-                                         split_residual)
-from ddip_video.video import read_video, resize_frames, working_size  # noqa: E402
-from overrides import option_overrides  # noqa: E402  (beside this script)
+from ddip_video.tasks.transition.options import TransitionOptions
+from ddip_video.tasks.transition.outputs import run_transition, split_residual
+from ddip_video.tasks.transition.unmix import resolve_options
+from benchmarks.overrides import option_overrides
+from ddip_video.video import frames_to_uint8, read_video, resize_frames, working_size
 
 DEFAULT_PAIRS = ["blackswan:car-shadow", "dog:kite-surf", "breakdance:blackswan"]
 

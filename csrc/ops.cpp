@@ -30,7 +30,7 @@ TORCH_LIBRARY(ddip_video, m) {
         "Tensor target, int p) -> (Tensor, Tensor, Tensor)");
 
   // Exclusion loss between the gradients of two N x 3 x H x W layers over
-  // `levels` 2x2-pooled scales (definition in DESIGN.md).
+  // `levels` 2x2-pooled scales (definition in docs/design.md).
   m.def("exclusion_loss(Tensor a, Tensor b, int levels=3) -> Tensor");
   // Returns (loss, means [levels, 2, 3, 3], pyramid_a, pyramid_b): means[l, d, i, j]
   // is mean(s(grad_d a_j)^2 * s(grad_d b_i)^2) at level l (d = 0: x, 1: y);

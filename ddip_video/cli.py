@@ -1,4 +1,5 @@
-"""The `ddip-video` command: info, fgbg, transition."""
+"""The `ddip-video` command: info, and one subcommand per task (ddip_video.tasks).
+Building the parser imports no torch, so --help and --version answer at once."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .tasks import TASKS, task_cli
 
 
 def _positive_int(text: str) -> int:
@@ -61,27 +63,16 @@ def _common_options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tasks.fgbg import DEFAULTS as FGBG_DEFAULTS
-    from .tasks.transition import DEFAULTS as TRANSITION_DEFAULTS
-
     parser = argparse.ArgumentParser(prog="ddip-video", description=(
         "Split a video into layers with a temporally coupled Double-DIP (no training data)."))
     parser.add_argument("--version", action="version", version=f"ddip-video {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("info", help="versions, built kernels, devices and encoders")
-    fgbg = sub.add_parser("fgbg", help="separate the moving foreground from the background",
-                          description="Writes foreground.mp4, background.mp4, mask.mp4, foreground.mov "
-                                      "(with alpha, ProRes 4444) and preview.png into OUTDIR.")
-    _add_common(fgbg, FGBG_DEFAULTS)
-    fgbg.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
-    transition = sub.add_parser("transition",
-                                help="unmix a dissolve, a fade or a dip to black (or white) into its two shots",
-                                description="Writes shot_a.mp4 (the shot visible at the start), shot_b.mp4 "
-                                            "(the shot visible at the end), alpha.csv (the weight of shot A "
-                                            "per frame; for a dip to black or white, that of shot B too), "
-                                            "alpha.png (its plot) and preview.png into OUTDIR. The first "
-                                            "frame is taken as shot A alone and the last as shot B alone.")
-    _add_common(transition, TRANSITION_DEFAULTS)
+    for name in TASKS:
+        task = task_cli(name)
+        task_parser = sub.add_parser(name, help=task.HELP, description=task.DESCRIPTION)
+        _add_common(task_parser, task.DEFAULTS)
+        task.add_arguments(task_parser)
     return parser
 
 
@@ -106,34 +97,6 @@ def run_info() -> int:
     return 0
 
 
-def run_fgbg(args) -> int:
-    from .tasks.fgbg import FgbgOptions, run_fgbg as run
-
-    opts = FgbgOptions(**_common_options(args), mask_png=args.mask_png)
-    result = run(args.input, args.output, opts)
-    sep = result.separation
-    frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
-    cuts = f"a cut at frame {sep.cuts[0]}" if len(sep.cuts) == 1 else f"cuts at frames {', '.join(map(str, sep.cuts))}"
-    work = (f"{len(sep.cuts) + 1} shots ({cuts}), {sep.iterations} iterations in all" if sep.cuts
-            else f"{sep.iterations} iterations")
-    work += f" at --max-side {sep.options.max_side}"
-    best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
-    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {result.seconds:.1f} s "
-          f"({work}{best}, {sep.device}); {result.foreground_text()}")
-    return 0
-
-
-def run_transition(args) -> int:
-    from .tasks.transition import TransitionOptions, run_transition as run
-
-    opts = TransitionOptions(**_common_options(args))
-    result = run(args.input, args.output, opts)
-    u = result.unmixing
-    print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "
-          f"{result.span_text()}; in {result.seconds:.1f} s ({u.work_text()}, {u.device})")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -141,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             return run_info()
         with _stop_signals_interrupt():
-            return {"fgbg": run_fgbg, "transition": run_transition}[args.command](args)
+            return task_cli(args.command).run(args, _common_options(args))
     except InputError as error:
         print(f"ddip-video {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -98,6 +98,3 @@ class SkipNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.head(self.body(x)))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))

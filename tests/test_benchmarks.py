@@ -1,5 +1,4 @@
 """The evaluation scripts' own logic, where a figure depends on it."""
-import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -8,16 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import bound_transition  # noqa: E402
-import eval_classic_alpha  # noqa: E402
-import eval_hints  # noqa: E402
-from overrides import option_overrides  # noqa: E402
-from ddip_video.metrics import mean_jaccard  # noqa: E402
-from ddip_video.tasks.fgbg import FgbgOptions  # noqa: E402
-from ddip_video.tasks.transition import TransitionOptions  # noqa: E402
-from ddip_video.video import read_video  # noqa: E402
+from benchmarks import baselines, bound_transition, eval_classic_alpha
+from benchmarks.metrics import mean_jaccard
+from benchmarks.overrides import option_overrides
+from ddip_video.tasks.fgbg.options import FgbgOptions
+from ddip_video.tasks.transition.options import TransitionOptions
+from ddip_video.video import read_video
 
 
 def test_option_overrides_take_each_fields_type():
@@ -92,6 +87,6 @@ def test_scene_method_finds_what_moves_over_a_still_scene():
         mask[40:64, x:x + 24] = True
         frames.append(frame)
         truth.append(mask)
-    found = eval_hints.scene_method(np.stack(frames))
+    found = baselines.scene_method(np.stack(frames))
     assert found.shape == (16, 96, 128)
     assert mean_jaccard(list(found), truth)[0] > 0.7

@@ -46,6 +46,17 @@ def test_version(capsys):
     assert ddip_video.__version__ == importlib.metadata.version("ddip-video")  # pyproject.toml says it too
 
 
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["fgbg", "--help"], ["transition", "--help"]])
+def test_version_and_help_answer_without_importing_torch(args):
+    """torch takes seconds to import; --version and --help need none of it."""
+    probe_code = ("import sys\nfrom ddip_video.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
+                  "    pass\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", probe_code, *args], capture_output=True, text=True, env=ENV,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ddip-video" in result.stdout
+
+
 @pytest.mark.slow
 def test_fgbg_end_to_end_on_the_sample(sample_clip, tmp_path):
     before = digest(sample_clip)
@@ -252,8 +263,8 @@ def _no_work(*args, **kwargs):
 
 
 def test_output_folder_is_checked_before_the_work(tmp_path, sample_clip, monkeypatch, capsys):
-    import ddip_video.tasks.fgbg as fgbg
-    import ddip_video.tasks.transition as transition
+    import ddip_video.tasks.fgbg.outputs as fgbg
+    import ddip_video.tasks.transition.outputs as transition
 
     monkeypatch.setattr(fgbg, "load_working_clip", _no_work)
     monkeypatch.setattr(transition, "load_working_clip", _no_work)
@@ -268,11 +279,11 @@ def test_output_folder_is_checked_before_the_work(tmp_path, sample_clip, monkeyp
 @pytest.mark.parametrize("task", ["fgbg", "transition"])
 def test_clip_too_long_for_the_memory_is_refused_before_the_work(task, tmp_path, sample_clip, monkeypatch,
                                                                   capsys):
-    import ddip_video.tasks.common as common
+    import ddip_video.runtime as runtime
 
     # 0.26 GiB free: less than either task needs for the sample's 30 frames (tests/test_memory.py)
-    monkeypatch.setattr(common, "available_memory", lambda: 0.26 * 2**30)
-    monkeypatch.setattr(common, "read_video", _no_work)
+    monkeypatch.setattr(runtime, "available_memory", lambda: 0.26 * 2**30)
+    monkeypatch.setattr(runtime, "read_video", _no_work)
     outdir = tmp_path / "out"
     assert main([task, str(sample_clip), "-o", str(outdir), "--device", "cpu", "--quiet"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -288,7 +299,7 @@ def test_out_of_memory_is_one_line_exit_1_and_writes_nothing(message, where, tmp
                                                              capsys):
     import torch
 
-    import ddip_video.tasks.transition as transition
+    import ddip_video.tasks.transition.outputs as transition
 
     error = torch.OutOfMemoryError(message) if where == "GPU" else RuntimeError(message)
     monkeypatch.setattr(transition, "unmix", lambda *args: (_ for _ in ()).throw(error))
@@ -320,13 +331,13 @@ def _disk_full(path, *args):
 @pytest.mark.parametrize("where", ["video", "png"])
 def test_full_disk_is_one_line_exit_1_and_keeps_earlier_results(task, where, tmp_path, sample_clip, monkeypatch,
                                                                  capsys):
-    import ddip_video.tasks.common as common
+    import ddip_video.outputs as outputs
     import ddip_video.video.writer as writer
 
     if where == "video":  # in the middle of encoding a layer
         monkeypatch.setattr(writer.StreamingWriter, "write", lambda self, frame: _disk_full(self.path))
     else:  # the contact sheet, once every video is written
-        monkeypatch.setattr(common, "save_png", _disk_full)
+        monkeypatch.setattr(outputs, "save_png", _disk_full)
     outdir = tmp_path / "out"
     outdir.mkdir()
     (outdir / "preview.png").write_text("an earlier run's")
@@ -340,13 +351,41 @@ def test_full_disk_is_one_line_exit_1_and_keeps_earlier_results(task, where, tmp
     assert (outdir / "preview.png").read_text() == "an earlier run's"
 
 
+@pytest.mark.parametrize("task, failing", [("fgbg", "mask.mp4"), ("transition", "shot_b.mp4")])
+def test_a_writer_that_cannot_open_leaves_no_thread_behind(task, failing, tmp_path, sample_clip, monkeypatch,
+                                                           capsys):
+    """The layer writers open under one ExitStack: when one of them fails to open, those
+    already open are aborted (their encoder threads stopped, their files removed)."""
+    import threading
+
+    import ddip_video.tasks.fgbg.outputs as fgbg
+    import ddip_video.tasks.transition.outputs as transition
+
+    for module in (fgbg, transition):
+        opened = module.layer_writer
+
+        def layer_writer(path, *args, opened=opened, **kwargs):
+            if Path(path).name == failing:
+                _disk_full(path)
+            return opened(path, *args, **kwargs)
+
+        monkeypatch.setattr(module, "layer_writer", layer_writer)
+    outdir = tmp_path / "out"
+    args = [task, str(_short_clip(tmp_path, sample_clip)), "-o", str(outdir), "--device", "cpu", "--max-side", "64",
+            "--iters", "2", "--quiet"]
+    assert main(args) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("writer:")]
+    assert not outdir.exists()
+
+
 def test_permission_denied_in_the_output_folder_is_one_line_exit_1(tmp_path, sample_clip, monkeypatch, capsys):
-    import ddip_video.tasks.common as common
+    import ddip_video.outputs as outputs
 
     def denied(path, *args):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr(common, "save_png", denied)
+    monkeypatch.setattr(outputs, "save_png", denied)
     outdir = tmp_path / "out"
     args = ["fgbg", str(_short_clip(tmp_path, sample_clip)), "-o", str(outdir), "--device", "cpu", "--max-side",
             "64", "--iters", "2", "--quiet"]
@@ -359,12 +398,12 @@ def test_permission_denied_in_the_output_folder_is_one_line_exit_1(tmp_path, sam
 @pytest.mark.parametrize("error", [FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/somewhere/else"),
                                    PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/somewhere/else")])
 def test_other_os_errors_are_not_taken_for_a_full_disk(error, tmp_path, sample_clip, monkeypatch):
-    import ddip_video.tasks.common as common
+    import ddip_video.outputs as outputs
 
     def fails(path, *args):
         raise error
 
-    monkeypatch.setattr(common, "save_png", fails)
+    monkeypatch.setattr(outputs, "save_png", fails)
     args = ["fgbg", str(_short_clip(tmp_path, sample_clip)), "-o", str(tmp_path / "out"), "--device", "cpu",
             "--max-side", "64", "--iters", "2", "--quiet"]
     with pytest.raises(type(error)):  # a bug shows its traceback

@@ -1,7 +1,7 @@
-"""Hard cuts (ddip_video.tasks.cuts) on real frames."""
+"""Hard cuts (ddip_video.analysis.cuts) on real frames."""
 import torch
 
-from ddip_video.tasks.cuts import hard_cuts, largest_step_ratio, thumbnails
+from ddip_video.analysis.cuts import hard_cuts, largest_step_ratio, thumbnails
 from ddip_video.video import read_video
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from ddip_video.metrics import mean_jaccard
-from ddip_video.tasks.common import Progress
-from ddip_video.tasks.fgbg import FgbgOptions, separate
+from benchmarks.metrics import mean_jaccard
+from ddip_video.progress import Progress
+from ddip_video.tasks.fgbg.options import FgbgOptions
+from ddip_video.tasks.fgbg.separate import separate
 from ddip_video.video import read_video, resize_frames
 
 

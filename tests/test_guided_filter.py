@@ -89,7 +89,7 @@ def test_flat_image_gives_the_smooth_enlargement():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fgbg enlarges its masks there)")
 def test_full_size_mask_on_cuda_matches_cpu():
     """fgbg runs the enlargement on the model's device: a GPU must give the CPU's mask."""
-    from ddip_video.tasks.fgbg import full_size_mask
+    from ddip_video.tasks.fgbg.outputs import full_size_mask
     generator = torch.Generator().manual_seed(3)
     mask, image = torch.rand(1, 24, 40, generator=generator), torch.rand(3, 120, 200, generator=generator)
     on_gpu = full_size_mask(mask.cuda(), image.cuda())

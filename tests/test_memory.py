@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from ddip_video.errors import InputError
-from ddip_video.tasks import common, fgbg, transition
-from ddip_video.tasks.common import LOADED_BYTES, MemoryNeed, available_memory, cgroup_room, check_memory
+from ddip_video import runtime
+from ddip_video.runtime import LOADED_BYTES, MemoryNeed, available_memory, cgroup_room, check_memory
+from ddip_video.tasks.fgbg import separate as fgbg
+from ddip_video.tasks.transition import unmix as transition
+from ddip_video.tasks.transition.options import TransitionOptions
 from ddip_video.video import VideoInfo
 
 GIB = 2**30
@@ -21,7 +24,7 @@ def clip_info(num_frames: int, width: int = 854, height: int = 480) -> VideoInfo
 def test_check_memory_refuses_only_what_does_not_fit(monkeypatch):
     need = MemoryNeed(base=1 * GIB, per_frame=10 * 2**20)  # 10 MiB a frame
     check_memory(clip_info(300), need, available=4 * GIB)  # 3.9 GiB: fits
-    monkeypatch.setattr(common, "available_memory", lambda: None)
+    monkeypatch.setattr(runtime, "available_memory", lambda: None)
     check_memory(clip_info(10**6), need)  # unknown (not Linux): not refused
     with pytest.raises(InputError) as error:
         check_memory(clip_info(500), need, available=4 * GIB)  # 5.9 GiB
@@ -30,12 +33,12 @@ def test_check_memory_refuses_only_what_does_not_fit(monkeypatch):
 
 
 def test_the_tasks_needs_grow_with_the_frames_and_the_working_size():
-    # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side (benchmarks/README "Memory")
+    # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side (benchmarks/notes "Memory")
     assert fgbg.memory_need(clip_info(1)) == MemoryNeed(LOADED_BYTES, 52 * 427 * 240)
     assert fgbg.memory_need(clip_info(1, 320, 240)) == MemoryNeed(LOADED_BYTES, 52 * 320 * 240)
-    cpu = transition.memory_need(clip_info(1), transition.TransitionOptions(max_side=160), torch.device("cpu"))
+    cpu = transition.memory_need(clip_info(1), TransitionOptions(max_side=160), torch.device("cpu"))
     assert cpu == MemoryNeed(LOADED_BYTES, 156 * 160 * 90)
-    gpu = transition.memory_need(clip_info(1), transition.TransitionOptions(max_side=427), torch.device("cuda"))
+    gpu = transition.memory_need(clip_info(1), TransitionOptions(max_side=427), torch.device("cuda"))
     assert gpu == MemoryNeed(LOADED_BYTES, 36 * 427 * 240)
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddip_video.model import BestState, FrameCodes, PanoramaBackground, frame_windows, panorama_geometry
+from ddip_video.codes import FrameCodes
+from ddip_video.fit import BestState, frame_windows
+from ddip_video.tasks.fgbg.model import PanoramaBackground, panorama_geometry
 from ddip_video.nets import SkipNet, TemporalMix, smallest_side
 
 

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ddip_video.metrics import cdnet_f_measure, jaccard, mean_jaccard
-from ddip_video.motion import (CHANGE_LEVEL, MotionHints, _change, camera_motion, hint_steps, motion_hints,
-                               plain_motion_hints)
+from benchmarks.baselines import plain_motion_hints
+from benchmarks.metrics import cdnet_f_measure, jaccard, mean_jaccard
+from ddip_video.analysis.motion import (CHANGE_LEVEL, MotionHints, camera_motion, change_to_background, hint_steps,
+                                        motion_hints)
 
 IMAGE = Path(__file__).parent / "data" / "motion" / "breakdance_00000_360.png"
 CLIP_SIZE = (288, 160)  # w, h: a window of the 360 x 202 image, so a pan stays inside it
@@ -246,13 +247,13 @@ def test_motion_hints_rejects_bad_input():
 
 
 def test_colour_index_is_the_rgb_histogram_bin():
-    from ddip_video.motion import COLOUR_BINS, _colour_index
+    from ddip_video.analysis.motion import COLOUR_BINS, colour_index
 
     values = np.arange(256, dtype=np.uint8)
     rgb = np.stack(np.meshgrid(values, values[::-1], values[::3], indexing="ij"), axis=-1)[None]  # every level
     q = rgb.astype(np.int64) * COLOUR_BINS // 256
     expected = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
-    index = _colour_index(rgb)
+    index = colour_index(rgb)
     assert index.shape == rgb.shape[:-1] and np.array_equal(index, expected)
     assert index.min() == 0 and index.max() == COLOUR_BINS**3 - 1
 
@@ -282,7 +283,7 @@ def test_change_sees_through_a_fade(image, static):
     clip, truth = with_moving_patch(panning_clip(image, [(30, 20)] * count), textured_patch(image), (30, 50), (8, 3))
     gains = np.linspace(0.3, 1.0, count).reshape(-1, 1, 1, 1)
     faded = np.clip(clip * gains + 0.5, 0, 255).astype(np.uint8)
-    change = _change(faded, np.stack([np.eye(3)] * count), static)
+    change = change_to_background(faded, np.stack([np.eye(3)] * count), static)
     for t in range(count):
         # measured: background medians 0.3-3.8 (still camera) and 0.5-1.2 (the moving
         # camera's path); without the fade's gain 3.8-55.7 and 28.7-59.6. The patch: 40.8-88.8

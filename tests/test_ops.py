@@ -181,6 +181,37 @@ def test_exclusion_too_small_is_a_clear_error(device):
         exclusion(a, b, 0)
 
 
+# ---- the fake kernels check what the kernels check ------------------------------
+
+BAD_CALLS = {  # (operator, arguments) -> the kernel's message
+    "composite p": (lambda m, y1, y2, t, a, b: composite(m, y1, y2, t, 3), "p must be 1 or 2"),
+    "composite mask": (lambda m, y1, y2, t, a, b: composite(m[:, :, :3], y1, y2, t, 1), "mask must be 2 x 1 x 6 x 7"),
+    "composite shape": (lambda m, y1, y2, t, a, b: composite(m, y1, y2[:, :, :3], t, 1), "same shape"),
+    "composite dtype": (lambda m, y1, y2, t, a, b: composite(m, y1.double(), y2, t, 1), "one dtype"),
+    "exclusion channels": (lambda m, y1, y2, t, a, b: exclusion(a[:, :2], b[:, :2], 1), "N x 3 x H x W"),
+    "exclusion shape": (lambda m, y1, y2, t, a, b: exclusion(a, b[:, :, :4], 1), "same shape"),
+    "exclusion levels": (lambda m, y1, y2, t, a, b: exclusion(a, b, 0), "levels must be in 1..16"),
+    "exclusion too small": (lambda m, y1, y2, t, a, b: exclusion(a, b, 3), "a 6 x 7 input is too small for 3 levels"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+def test_fake_kernels_reject_what_the_kernels_reject(case):
+    """torch.compile traces with the fake kernels: a call the kernel refuses must be
+    refused there too, with the kernel's words, not traced into a graph that fails later."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    call, message = BAD_CALLS[case]
+    mask, y1, y2, target = (t.detach() for t in _inputs((2, 3, 6, 7), (2, 1, 6, 7), torch.float32, "cpu"))
+    a, b = y1.clone(), y2.clone()
+    with pytest.raises(RuntimeError, match=message):  # the kernel
+        call(mask, y1, y2, target, a, b)
+    with FakeTensorMode() as mode:
+        fake = [mode.from_tensor(t) for t in (mask, y1, y2, target, a, b)]
+        with pytest.raises(RuntimeError, match=message):  # its fake
+            call(*fake)
+
+
 # ---- both, under torch.compile --------------------------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)

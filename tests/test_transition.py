@@ -16,15 +16,17 @@ import numpy as np
 import pytest
 import torch
 
+from ddip_video.analysis.cuts import largest_step_ratio, thumbnails
+from ddip_video.analysis.dissolve import (black_gap, changes_beside, classic_alpha, classic_view, cut_within,
+                                          decreasing_fit, energy_alpha, fit_dissolve, gray_gradients,
+                                          locate_transition, looks_like_one_shot, matte_of, projection_alpha,
+                                          whole_clip_alpha)
 from ddip_video.errors import InputError
-from ddip_video.tasks.common import frames_to_uint8
-from ddip_video.tasks.transition import (AlphaCurve, TransitionOptions, black_gap, changes_beside, classic_alpha,
-                                         classic_view, cut_within, decreasing_fit, describe, energy_alpha,
-                                         fit_dissolve, gray_gradients, largest_step_ratio, locate_transition,
-                                         matte_of,
-                                         looks_like_one_shot, projection_alpha, refuse_more_changes, snap_alpha,
-                                         split_residual, thumbnails, unmix, whole_clip_alpha)
-from ddip_video.video import StreamingWriter, probe, read_video
+from ddip_video.tasks.transition.model import AlphaCurve
+from ddip_video.tasks.transition.options import TransitionOptions
+from ddip_video.tasks.transition.outputs import split_residual
+from ddip_video.tasks.transition.unmix import Kind, describe, refuse_more_changes, snap_alpha, unmix
+from ddip_video.video import StreamingWriter, frames_to_uint8, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
 SIDE = 64      # the clips' longer side in these tests (64 x 36)
@@ -257,11 +259,11 @@ def test_black_gap_is_the_longest_black_run_inside_the_clip():
 
 
 def test_describe_tells_dissolves_cuts_and_fades_apart():
-    assert describe(snap_alpha(np.array([1, 0.999, 0.7, 0.3, 0.004, 0]), 0.01), False, False) == ("dissolve", 2, 3)
-    assert describe(np.array([1.0, 1, 1, 0, 0]), False, False) == ("hard cut", 3, 2)
-    assert describe(np.array([1.0, 0.5, 0]), True, False)[0] == "fade from black"
-    assert describe(np.array([1.0, 0.5, 0]), False, True)[0] == "fade to black"
-    assert describe(np.ones(4), False, False)[0] == "no transition"
+    assert describe(snap_alpha(np.array([1, 0.999, 0.7, 0.3, 0.004, 0]), 0.01), False, False) == (Kind.DISSOLVE, 2, 3)
+    assert describe(np.array([1.0, 1, 1, 0, 0]), False, False) == (Kind.HARD_CUT, 3, 2)
+    assert describe(np.array([1.0, 0.5, 0]), True, False)[0].label("black") == "fade from black"
+    assert describe(np.array([1.0, 0.5, 0]), False, True)[0].label("black") == "fade to black"
+    assert describe(np.ones(4), False, False)[0] is Kind.NO_TRANSITION
 
 
 # ---------------------------------------------------------------- the model on real shots
@@ -284,7 +286,7 @@ def test_unmixes_a_real_dissolve(two_shots):
     got = psnr(shot_a[mixed], a[mixed]), psnr(shot_b[mixed], b[mixed])
     trivial = psnr(frames[mixed], a[mixed]), psnr(frames[mixed], b[mixed])
     mae = np.abs(u.alpha - alpha).mean()
-    assert u.kind == "dissolve" and (u.first, u.last) == (1, FRAMES - 2)
+    assert u.label == "dissolve" and (u.first, u.last) == (1, FRAMES - 2)
     assert (np.diff(u.alpha) <= 0).all() and u.alpha[0] == 1 and u.alpha[-1] == 0
     assert got[0] > 22.5 and got[1] > 21.0, (got, trivial)
     assert min(got) > max(trivial) + 4
@@ -298,7 +300,7 @@ def test_unmix_models_only_the_transition_of_a_long_clip(sample_clip, second_cli
     alpha = np.r_[np.ones(60), np.linspace(1, 0, 8)[1:-1], np.zeros(60)]
     frames = mix(back_and_forth(a, len(alpha)), back_and_forth(b, len(alpha)), alpha)
     u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=20, progress=False, anchor_frames=8))
-    assert (u.kind, u.first, u.last) == ("dissolve", 60, 65)
+    assert (u.label, u.first, u.last) == ("dissolve", 60, 65)
     assert np.array_equal(u.alpha[:60], np.ones(60)) and np.array_equal(u.alpha[66:], np.zeros(60))
     # beyond the anchors the model never ran: each shot alone is the input there
     assert torch.equal(u.shot_a[:51], frames[:51]) and torch.equal(u.shot_b[75:], frames[75:])
@@ -311,7 +313,7 @@ def test_a_hard_cut_runs_no_optimisation(two_shots):
     alpha = np.r_[np.ones(4), np.zeros(FRAMES - 4)]
     frames = mix(*two_shots, alpha)
     u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=600, progress=False))
-    assert (u.kind, u.first, u.last, u.fits, u.iterations) == ("hard cut", 4, 3, [], 0)
+    assert (u.label, u.first, u.last, u.fits, u.iterations) == ("hard cut", 4, 3, [], 0)
     assert np.array_equal(u.alpha, alpha) and u.work_text() == "no optimisation needed"
     assert torch.equal(u.shot_a[:4], frames[:4]) and torch.equal(u.shot_b[4:], frames[4:])
     assert u.shot_a[4:].abs().max() == 0 and u.shot_b[:4].abs().max() == 0
@@ -322,7 +324,7 @@ def test_unmixes_a_fade_from_black(two_shots):
     alpha = ramp(FRAMES, "whole")
     frames = mix(torch.zeros_like(b), b, alpha)
     u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=120, progress=False))
-    assert u.kind == "fade from black"
+    assert u.label == "fade from black"
     shot_a, shot_b = split_all(frames, u)
     assert shot_a.abs().max() == 0
     mixed = torch.from_numpy((alpha > 0.05) & (alpha < 0.95))
@@ -347,7 +349,7 @@ def test_unmixes_a_dip_to_black(two_shots):
     a, b = (back_and_forth(x, 14) for x in two_shots)
     frames = dip_to_black(*two_shots)
     u = unmix(frames, TransitionOptions(device="cpu", max_side=SIDE, iters=40, progress=False))
-    assert (u.kind, u.dip, u.first, u.last) == ("dip to black", (6, 7), 3, 10)
+    assert (u.label, u.dip, u.first, u.last) == ("dip to black", (6, 7), 3, 10)
     assert [f[0] for f in u.fits] == ["fade out", "fade in"]
     assert np.array_equal(u.alpha[:3], np.ones(3)) and np.array_equal(u.alpha[6:], np.zeros(8))
     assert np.array_equal(u.weight_b[:8], np.zeros(8)) and np.array_equal(u.weight_b[11:], np.ones(3))

@@ -38,7 +38,7 @@ def composite_recon_loss(mask: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor,
 
 
 def exclusion_loss(a: torch.Tensor, b: torch.Tensor, levels: int = 3) -> torch.Tensor:
-    """Double-DIP's exclusion loss between two N x 3 x H x W layers (DESIGN.md)."""
+    """Double-DIP's exclusion loss between two N x 3 x H x W layers (docs/design.md)."""
     dtype = _common_dtype(a, b)
     a, b = a.to(dtype), b.to(dtype)
     if use_kernel("exclusion_loss", a):

@@ -57,5 +57,5 @@ def exclusion_means_reference(a: torch.Tensor, b: torch.Tensor, levels: int = 3)
 
 def exclusion_loss_reference(a: torch.Tensor, b: torch.Tensor, levels: int = 3) -> torch.Tensor:
     """Double-DIP's exclusion loss: the mean over levels, channel pairs and both
-    directions of means ** 0.25 (definition in DESIGN.md)."""
+    directions of means ** 0.25 (definition in docs/design.md)."""
     return exclusion_means_reference(a, b, levels).pow(0.25).sum() / (9 * levels) / 2

@@ -1,5 +1,5 @@
 // Checks the CPU operators, called through the dispatcher, against naive
-// loops written straight from the definitions in DESIGN.md (double precision).
+// loops written straight from the definitions in docs/design.md (double precision).
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 

@@ -1,24 +1,21 @@
-"""What every task shares: device and seed handling, the progress bar,
-reading the input at a working size, and the contact-sheet preview."""
+"""What a task's run needs from the machine: the device and its defaults, the
+seed, the memory a clip takes, and the input read at a working size."""
 from __future__ import annotations
 
 import random
 import re
-import sys
-import time
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..errors import InputError
-from ..nets import smallest_side
-from ..video import ColourTags, StreamingWriter, VideoInfo, probe, read_video, save_png, working_size
+from .errors import InputError
+from .nets import smallest_side
+from .options import TaskOptions
+from .video import VideoInfo, probe, read_video, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -31,19 +28,7 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class TaskOptions:
-    """The options every task takes (the CLI's common flags); each task's
-    options add its own tuning to these."""
-    device: str = "auto"
-    max_side: int | None = None      # working resolution (outputs keep the input's size); None: per device
-    iters: int | None = None         # optimisation steps; None: per device
-    seed: int = 0
-    fps: Fraction | None = None      # frame rate of an image folder
-    progress: bool = True
-
-
-def with_device_defaults(opts: TaskOptions, defaults: dict):
+def with_device_defaults(opts: TaskOptions, defaults: dict) -> tuple[TaskOptions, torch.device]:
     """(opts with max_side and iters filled in where None from defaults[device type], the device).
     defaults: {"cuda": dict(max_side=..., iters=...), "cpu": {...}}."""
     device = choose_device(opts.device)
@@ -174,93 +159,3 @@ def check_working_size(input_size: tuple[int, int], size: tuple[int, int], min_s
         fits = working_size(w, h, enough)
         raise InputError(f"the working size {size[0]}x{size[1]} is too small (at least {min_side} pixels "
                          f"a side): --max-side {enough} gives {fits[0]}x{fits[1]}")
-
-
-class Progress:
-    """A tqdm bar over the optimisation's iterations, with the loss and an ETA."""
-
-    def __init__(self, total: int, description: str, enabled: bool = True):
-        self.bar = progress_bar(description, "it", enabled, total=total)
-        self.start = time.perf_counter()
-
-    def step(self, loss: torch.Tensor) -> None:
-        self.bar.update(1)
-        if self.bar.n % 10 == 0 and not self.bar.disable:  # .item() waits for the device
-            self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-
-    def close(self) -> float:
-        self.bar.close()
-        return time.perf_counter() - self.start
-
-
-# Where stderr is a file or a pipe (a log, a batch job), a bar redraws this seldom: at
-# tqdm's pace (10 times a second) an hour's run would write some 36000 redraws into it.
-LOG_REDRAW_SECONDS = 30.0
-
-
-def progress_bar(description: str, unit: str, enabled: bool = True, iterable: Iterable | None = None,
-                 total: int | None = None) -> tqdm:
-    """Every phase's tqdm bar (a context manager; over `iterable` if given), gone when
-    done. The phases: the motion analysis (some 0.12 s a frame on 2 CPU threads), the
-    optimisation (Progress), and the writing of the full-size outputs (fgbg: 0.5 s a
-    1080p frame)."""
-    interval = 0.1 if sys.stderr.isatty() else LOG_REDRAW_SECONDS
-    return tqdm(iterable, total=total, desc=description, unit=unit, disable=not enabled, leave=False,
-                dynamic_ncols=True, mininterval=interval, maxinterval=max(10.0, interval))
-
-
-def layer_writer(path, info: VideoInfo, kind: str, audio_from=None) -> StreamingWriter:
-    """A writer for an output video of the clip `info` describes: its frame rate, size,
-    start timecode, pixel aspect ratio and colour tags, so that an editor lines the two
-    up and shows them alike."""
-    return StreamingWriter(path, info.fps, (info.width, info.height), kind, audio_from=audio_from,
-                           timecode=info.timecode, pixel_aspect=info.pixel_aspect, colour=info.colour)
-
-
-def frames_to_uint8(frames: torch.Tensor, chunk: int = 32) -> np.ndarray:
-    """T x C x H x W float in [0, 1] -> T x H x W x C uint8, rounded; a chunk of
-    frames at a time, so that the float temporaries stay small for a long clip."""
-    t, c, h, w = frames.shape
-    out = np.empty((t, h, w, c), np.uint8)
-    for s in range(0, t, chunk):
-        part = (frames[s:s + chunk].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-        out[s:s + chunk] = part.permute(0, 2, 3, 1).cpu().numpy()
-    return out
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """C x H x W float in [0, 1] -> H x W x C uint8 (C = 1 becomes 3 gray channels)."""
-    if image.shape[0] == 1:
-        image = image.expand(3, -1, -1)
-    return frames_to_uint8(image[None])[0]
-
-
-def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8, as iter_frames yields it -> 3 x H x W float in [0, 1]."""
-    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
-
-
-def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],
-                        tile_width: int = 320, pixel_aspect: Fraction = Fraction(1),
-                        colour: ColourTags = ColourTags()) -> None:
-    """rows: per sampled frame, one C x H x W image per column. pixel_aspect
-    (a pixel's width over its height, as the video is shown): the tiles take
-    the shape a player shows, so an anamorphic clip is not drawn squeezed.
-    colour: the frames' tags, which the PNG carries (an HDR clip's curve)."""
-    tiles = []
-    for row in rows:
-        images = [to_uint8(img) for img in row]
-        shown_width = images[0].shape[1] * float(pixel_aspect)
-        height = max(1, round(images[0].shape[0] * tile_width / shown_width))
-        tiles.append(np.concatenate([cv2.resize(im, (tile_width, height), interpolation=cv2.INTER_AREA)
-                                     for im in images], axis=1))
-    header = np.full((28, tiles[0].shape[1], 3), 255, np.uint8)
-    for i, label in enumerate(labels):
-        cv2.putText(header, label, (i * tile_width + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    sheet = np.concatenate([header] + tiles, axis=0)
-    save_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), colour)
-
-
-def sample_frames(num_frames: int, count: int = 4) -> list[int]:
-    return sorted({round(i * (num_frames - 1) / max(1, count - 1)) for i in range(count)})

@@ -27,6 +27,11 @@ per-pixel log-odds (0 = no opinion); they are summed, then cut with a graph cut.
 
 On the five DAVIS-2016 sequences in shared/data (benchmarks/eval_hints.py, longer side
 427) the mask scores J = 0.70 against 0.19 for OpenCV's MOG2 and 0.21 for KNN.
+
+Besides motion_hints, the pieces a caller may want on their own are public: the flows
+(dense_flows), the camera's path (track_camera), the change cue (change_to_background),
+the residual motion (motion_ratios) and the mask clean-up (clean_mask, keep_components,
+soft_mask).
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ def _no_tick() -> None:
     pass
 
 
-def _flows(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[np.ndarray, np.ndarray]:
+def dense_flows(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[np.ndarray, np.ndarray]:
     """forward[t]: flow t -> t+1; backward[t]: flow t+1 -> t (both (T-1) x h x w x 2);
     tick() after each flow.
 
@@ -187,7 +192,7 @@ def _camera_flow(homography: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _FramePairs:
+class FramePairs:
     """Flows and homographies between neighbouring frames (index t: frames t and t+1)."""
 
     forward: np.ndarray  # (T-1) x h x w x 2: flow t -> t+1
@@ -196,18 +201,18 @@ class _FramePairs:
     h_backward: list[np.ndarray]  # homography t+1 -> t
 
 
-def _frame_pairs(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> _FramePairs:
-    forward, backward = _flows(gray, tick)
+def _frame_pairs(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> FramePairs:
+    forward, backward = dense_flows(gray, tick)
     grid = _pixel_grid(*gray[0].shape)
     h_forward, h_backward = [], []
     for fwd, bwd in zip(forward, backward):
         with np.errstate(invalid="ignore"):
             h_forward.append(_fit_homography(fwd, _fb_error(fwd, bwd, grid) < FLOW_FB_TOLERANCE))
             h_backward.append(_fit_homography(bwd, _fb_error(bwd, fwd, grid) < FLOW_FB_TOLERANCE))
-    return _FramePairs(forward, backward, h_forward, h_backward)
+    return FramePairs(forward, backward, h_forward, h_backward)
 
 
-def _chain_to_first(pairs: _FramePairs) -> np.ndarray:
+def _chain_to_first(pairs: FramePairs) -> np.ndarray:
     chained = [np.eye(3)]
     for h_back in pairs.h_backward:  # h_back maps frame t+1 to frame t
         h = chained[-1] @ h_back
@@ -222,7 +227,7 @@ def _corner_shift(homography: np.ndarray, h: int, w: int) -> float:
     return float(np.abs(mapped[:2] / mapped[2] - corners[:2]).max())
 
 
-def _camera_is_still(gray: list[np.ndarray], pairs: _FramePairs) -> bool:
+def _camera_is_still(gray: list[np.ndarray], pairs: FramePairs) -> bool:
     h, w = gray[0].shape
     if max(_corner_shift(hom, h, w) for hom in pairs.h_forward) > STILL_PAIR_SHIFT:
         return False
@@ -236,18 +241,18 @@ def _camera_is_still(gray: list[np.ndarray], pairs: _FramePairs) -> bool:
     return True
 
 
-def _gray(frames: np.ndarray) -> list[np.ndarray]:
+def gray_frames(frames: np.ndarray) -> list[np.ndarray]:
     return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
 
 
-def _camera(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[_FramePairs, np.ndarray, bool]:
+def track_camera(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> tuple[FramePairs, np.ndarray, bool]:
     """Flows between neighbours, homographies to frame 0, and whether the camera is
     still; tick() after each flow."""
     pairs = _frame_pairs(gray, tick)
     if _camera_is_still(gray, pairs):
         # Exact identities beat fitted ones: no drift, no resampling blur.
         identity = [np.eye(3)] * len(pairs.forward)
-        pairs = _FramePairs(pairs.forward, pairs.backward, identity, identity)
+        pairs = FramePairs(pairs.forward, pairs.backward, identity, identity)
         return pairs, np.stack([np.eye(3)] * len(gray)), True
     return pairs, _chain_to_first(pairs), False
 
@@ -257,13 +262,13 @@ def camera_motion(frames: np.ndarray) -> np.ndarray:
     frames = _check_frames(frames)
     if len(frames) == 1:
         return np.eye(3)[None].copy()
-    return _camera(_gray(frames))[1]
+    return track_camera(gray_frames(frames))[1]
 
 
 # --- evidence ----------------------------------------------------------------------------
 
 
-def _motion_ratio(pairs: _FramePairs, shape: tuple[int, int]) -> np.ndarray:
+def motion_ratios(pairs: FramePairs, shape: tuple[int, int]) -> np.ndarray:
     """T x h x w: residual flow over the frame's median residual."""
     grid = _pixel_grid(*shape)
     count = len(pairs.forward) + 1
@@ -304,7 +309,7 @@ def _aligned_median(frames: np.ndarray, homographies: np.ndarray, t: int, others
     return background
 
 
-def _change(frames: np.ndarray, homographies: np.ndarray, static: bool) -> np.ndarray:
+def change_to_background(frames: np.ndarray, homographies: np.ndarray, static: bool) -> np.ndarray:
     """T x h x w: colour distance of each frame to a robust background for it (NaN: unknown)."""
     count = len(frames)
     distances = np.full(frames.shape[:3], np.nan, np.float32)
@@ -346,7 +351,7 @@ def _change_log_odds(change: np.ndarray, static: bool) -> np.ndarray:
     return np.nan_to_num(log_odds, copy=False, nan=0.0)  # no background seen there: no evidence either way
 
 
-def _colour_index(frames: np.ndarray) -> np.ndarray:
+def colour_index(frames: np.ndarray) -> np.ndarray:
     """T x h x w int16: each pixel's RGB histogram bin (COLOUR_BINS divides 256; kept
     small, as it lives through both colour passes)."""
     q = frames // (256 // COLOUR_BINS)  # uint8, no wide temporary
@@ -359,7 +364,7 @@ def _colour_index(frames: np.ndarray) -> np.ndarray:
 
 def _colour_log_odds(index: np.ndarray, fg_samples: np.ndarray, bg_samples: np.ndarray) -> np.ndarray:
     """Per-pixel log(p(colour | fg) / p(colour | bg)) from clip-wide histograms;
-    index: _colour_index of the frames."""
+    index: colour_index of the frames."""
     bins = COLOUR_BINS**3
     fg = np.bincount(index[fg_samples], minlength=bins) + 1.0  # +1: colours seen in neither
     bg = np.bincount(index[bg_samples], minlength=bins) + 1.0
@@ -370,13 +375,13 @@ def _colour_log_odds(index: np.ndarray, fg_samples: np.ndarray, bg_samples: np.n
 # --- masks -------------------------------------------------------------------------------
 
 
-def _clean(mask: np.ndarray) -> np.ndarray:
+def clean_mask(mask: np.ndarray) -> np.ndarray:
     kernel = _disk(_px(CLEAN_RADIUS, mask.shape))
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
 
 
-def _keep_components(mask: np.ndarray, static: bool) -> np.ndarray:
+def keep_components(mask: np.ndarray, static: bool) -> np.ndarray:
     """The object's components: the largest ones for a moving camera (the rest is mostly
     parallax and flow errors), all but specks for a still one (several things may move)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -389,7 +394,7 @@ def _keep_components(mask: np.ndarray, static: bool) -> np.ndarray:
 
 
 def _segment(log_odds: np.ndarray, static: bool) -> np.ndarray:
-    return np.stack([_keep_components(_clean(frame > 0), static) for frame in log_odds])
+    return np.stack([keep_components(clean_mask(frame > 0), static) for frame in log_odds])
 
 
 def _colour_samples(mask: np.ndarray, confident: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -417,7 +422,7 @@ def _grabcut(frame: np.ndarray, log_odds: np.ndarray, static: bool) -> np.ndarra
     Confident evidence (|log-odds| > GRABCUT_SURE) is fixed; the rest is left to GrabCut's
     colour models of this frame and its smoothness term.
     """
-    mask = _keep_components(_clean(log_odds > 0), static)
+    mask = keep_components(clean_mask(log_odds > 0), static)
     if np.count_nonzero(mask) < GRABCUT_MIN_PIXELS:
         return mask
     ys, xs = np.nonzero(mask)
@@ -440,7 +445,7 @@ def _grabcut(frame: np.ndarray, log_odds: np.ndarray, static: bool) -> np.ndarra
         return mask
     refined = np.zeros_like(mask)
     refined[y0:y1, x0:x1] = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
-    return _keep_components(refined, static)
+    return keep_components(refined, static)
 
 
 def hint_steps(count: int) -> int:
@@ -458,20 +463,20 @@ def motion_hints(frames: np.ndarray, tick: Callable[[], None] = _no_tick) -> Mot
         return MotionHints(
             np.zeros((1, h, w), np.float32), np.zeros((1, h, w), bool), np.eye(3)[None].copy(), True
         )
-    pairs, homographies, static = _camera(_gray(frames), tick)
-    ratio = _motion_ratio(pairs, (h, w))
+    pairs, homographies, static = track_camera(gray_frames(frames), tick)
+    ratio = motion_ratios(pairs, (h, w))
     del pairs  # the flows (16 bytes a pixel) are the largest thing held; nothing needs them now
 
     # Large T x h x w maps are updated in place and dropped after their last use: the
     # hints' peak memory bounds the clip length a machine can take.
     motion = np.log(ratio + 1e-3) - np.log(MOTION_RATIO)
-    evidence = _change_log_odds(_change(frames, homographies, static), static)
+    evidence = _change_log_odds(change_to_background(frames, homographies, static), static)
     evidence += motion
 
     # Colours, first from what clearly moves; then again from the first result, which
     # already drops moving background coloured like background (shadows, ripples) and
     # holds the still parts of the object.
-    index = _colour_index(frames)
+    index = colour_index(frames)
     first_samples = _colour_samples(_segment(motion, static), ratio > CORE_RATIO)
     del motion, ratio
     log_odds = _with_colour(index, evidence, first_samples)
@@ -485,11 +490,11 @@ def motion_hints(frames: np.ndarray, tick: Callable[[], None] = _no_tick) -> Mot
     for t, (frame, odds) in enumerate(zip(frames, log_odds)):
         mask[t] = _grabcut(frame, odds, static)
         tick()
-    prob = _soft_mask(log_odds, mask)
+    prob = soft_mask(log_odds, mask)
     return MotionHints(prob, mask, homographies, static)
 
 
-def _soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Evidence and decision in one map: mostly above 0.5 inside the mask, below it outside."""
     evidence = np.clip(log_odds, -30, 30)  # the logistic, in place: these maps are the clip's size
     np.negative(evidence, out=evidence)
@@ -501,41 +506,3 @@ def _soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:
         evidence[t] += cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
     evidence *= 0.5
     return evidence.astype(np.float32)
-
-
-# --- the plain baseline ------------------------------------------------------------------
-
-
-def plain_motion_hints(frames: np.ndarray) -> MotionHints:
-    """A plain motion segmentation, a baseline for scale: the camera's motion removed
-    (the same flow and homographies as motion_hints), each frame's residual flow cut at its
-    Otsu threshold (on the residual over its median, the same cut: Otsu does not mind a
-    frame's scale), the largest components kept. No change, colour or graph cut.
-
-    Not used by the tasks: benchmarks/eval_davis.py --plain-hints runs fgbg on it, to see
-    what the Double-DIP refinement adds to weak hints."""
-    frames = _check_frames(frames)
-    count, h, w = frames.shape[:3]
-    if count == 1:
-        return motion_hints(frames)
-    pairs, homographies, static = _camera(_gray(frames))
-    ratio = _motion_ratio(pairs, (h, w))
-    del pairs
-    log_odds = np.empty_like(ratio)
-    mask = np.empty(ratio.shape, bool)
-    for t, frame_ratio in enumerate(ratio):
-        threshold = _otsu(frame_ratio)
-        mask[t] = _keep_components(frame_ratio >= threshold, static)
-        # even odds at the threshold: the logistic of this is 1 / (1 + (threshold / ratio)^2)
-        log_odds[t] = 2 * (np.log(np.maximum(frame_ratio, 1e-6)) - np.log(threshold))
-    return MotionHints(_soft_mask(log_odds, mask), mask, homographies, static)
-
-
-def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of a map of non-negative values (on a 256-level scale up to its 99.9th percentile)."""
-    top = float(np.percentile(values, 99.9))
-    if top <= 0:
-        return np.inf
-    levels = np.clip(values / top * 255, 0, 255).astype(np.uint8)
-    level, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return (level + 1) / 255 * top  # cv2 keeps levels above `level`

@@ -1,10 +1,16 @@
-"""Pieces of the temporally coupled Double-DIP shared by every task: per-frame
-input codes correlated in time, a background that is one scene seen through
-the camera's motion, frame windows, and the bookkeeping of the optimisation
-(best state, early stop)."""
+"""`fgbg`'s model and its loss terms.
+
+The background is one static scene drawn by a skip net and seen through the
+camera's motion (PanoramaBackground); the foreground is a skip net shared by
+all frames with time-correlated codes; a space-time mask net chooses, per
+pixel, which layer explains the frame. The objective: the frame rebuilt from
+the composite, the exclusion loss between the layers (docs/design.md), a term
+that pushes the mask to 0 or 1, and a small cost per unit of mask, so that the
+mask covers what the static scene cannot explain: what moves in it. Motion
+hints say which layer is the foreground early on (hint_loss).
+"""
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -13,36 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import LAYER_CHANNELS, SkipNet
-
-
-class FrameCodes(nn.Module):
-    """Fixed noise inputs, one per frame, correlated in time: a stationary
-    Gaussian AR(1) sequence, so neighbouring frames get near codes and the shared
-    net can vary per frame without flicker. `perturb` adds the small per-step
-    noise (reg_noise_std) that keeps the nets from fitting noise."""
-
-    def __init__(self, num_frames: int, channels: int, height: int, width: int,
-                 correlation: float = 0.95, scale: float = 0.1, reg_noise_std: float = 1.0 / 30,
-                 generator: torch.Generator | None = None):
-        super().__init__()
-        codes = torch.empty(num_frames, channels, height, width)
-        codes[0] = torch.randn(channels, height, width, generator=generator)
-        innovation = math.sqrt(1.0 - correlation ** 2)
-        for t in range(1, num_frames):
-            codes[t] = correlation * codes[t - 1] + innovation * torch.randn(
-                channels, height, width, generator=generator)
-        # Fixed inputs, drawn from the seed, are buffers outside the state dict
-        # (persistent=False): BestState keeps no copy of them, which would double
-        # the largest thing a long clip holds.
-        self.register_buffer("codes", codes * scale, persistent=False)
-        self.reg_noise_std = reg_noise_std
-
-    def forward(self, frames: torch.Tensor, perturb: bool = True) -> torch.Tensor:
-        z = self.codes[frames]
-        if perturb and self.reg_noise_std > 0:
-            z = z + self.reg_noise_std * torch.randn_like(z)
-        return z
+from ...analysis.motion import MotionHints
+from ...codes import FrameCodes
+from ...nets import LAYER_CHANNELS, SkipNet
+from ...ops import composite_recon_loss, exclusion_loss
+from .options import FgbgOptions
 
 
 @dataclass(frozen=True)
@@ -111,40 +92,36 @@ class PanoramaBackground(nn.Module):
                              padding_mode="border", align_corners=False)
 
 
-def frame_windows(num_frames: int, window: int, overlap: int = 0) -> list[torch.Tensor]:
-    """Consecutive frame windows covering the clip (the last one ends at the
-    last frame), each of length min(window, num_frames)."""
-    window = min(window, num_frames)
-    step = max(1, window - overlap)
-    starts = list(range(0, num_frames - window + 1, step))
-    if starts[-1] != num_frames - window:
-        starts.append(num_frames - window)
-    return [torch.arange(s, s + window) for s in starts]
+class FgbgModel(nn.Module):
+    def __init__(self, frames: torch.Tensor, hints: MotionHints, generator: torch.Generator):
+        super().__init__()
+        t, _, h, w = frames.shape
+        self.background = PanoramaBackground(panorama_geometry(hints.homographies, h, w),
+                                             generator=generator)
+        self.fg_codes = FrameCodes(t, 8, h, w, generator=generator)
+        self.foreground = SkipNet(8, 3)
+        self.mask_codes = FrameCodes(t, 2, h, w, generator=generator)
+        self.mask_net = SkipNet(3 + 1 + 2, 1, channels=(16, 32, 64, 64), temporal=True)
+
+    def forward(self, idx: torch.Tensor, frames: torch.Tensor, hint: torch.Tensor, perturb: bool = True):
+        """(mask, foreground, background) of frames idx; frames/hint: the clip's."""
+        background = self.background(idx, perturb)
+        foreground = self.foreground(self.fg_codes(idx, perturb))
+        mask_in = torch.cat([frames[idx], hint[idx], self.mask_codes(idx, perturb)], dim=1)
+        return self.mask_net(mask_in), foreground, background
 
 
-class BestState:
-    """Keeps a copy of the modules' state at the lowest score seen, and says
-    when the score has not improved for `patience` checks. The state is the
-    state dict: the weights, not the fixed inputs (non-persistent buffers)."""
+def hint_loss(mask: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy towards the hints, weighted by how sure each hint is."""
+    target = (prob > 0.5).to(mask.dtype)
+    weight = (2 * prob - 1).abs()
+    bce = F.binary_cross_entropy(mask.clamp(1e-4, 1 - 1e-4), target, reduction="none")
+    return (weight * bce).mean()
 
-    def __init__(self, module: nn.Module, patience: int, min_delta: float = 1e-4):
-        self.module, self.patience, self.min_delta = module, patience, min_delta
-        self.best_score = math.inf
-        self.best_step = -1
-        self.state = None
-        self.stale = 0
 
-    def update(self, score: float, step: int) -> bool:
-        """Records a check; returns True when the optimisation should stop."""
-        improved = math.isfinite(score) and (
-            self.state is None or score < self.best_score - self.min_delta * abs(self.best_score))
-        if improved:
-            self.best_score, self.best_step, self.stale = score, step, 0
-            self.state = copy.deepcopy(self.module.state_dict())
-        else:
-            self.stale += 1
-        return self.stale >= self.patience
-
-    def restore(self) -> None:
-        if self.state is not None:
-            self.module.load_state_dict(self.state)
+def objective_terms(opts: FgbgOptions, mask, foreground, background, frames) -> dict[str, torch.Tensor]:
+    """The Double-DIP objective without the hints, by term: what 'best' is judged by."""
+    return {"recon": composite_recon_loss(mask, foreground, background, frames, 1),
+            "exclusion": opts.exclusion_weight * exclusion_loss(foreground, background),
+            "binary": opts.binary_weight * (mask * (1 - mask)).mean(),
+            "area": opts.area_weight * mask.mean()}

@@ -1,0 +1,29 @@
+"""`ddip-video fgbg`'s flags and summary line; torch is imported only when it runs."""
+from __future__ import annotations
+
+from .options import DEFAULTS, FgbgOptions
+
+HELP = "separate the moving foreground from the background"
+DESCRIPTION = ("Writes foreground.mp4, background.mp4, mask.mp4, foreground.mov (with alpha, ProRes 4444) and "
+               "preview.png into OUTDIR.")
+__all__ = ["DEFAULTS", "DESCRIPTION", "HELP", "add_arguments", "run"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
+
+
+def run(args, common: dict) -> int:
+    from .outputs import run_fgbg
+
+    result = run_fgbg(args.input, args.output, FgbgOptions(**common, mask_png=args.mask_png))
+    sep = result.separation
+    frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
+    cuts = f"a cut at frame {sep.cuts[0]}" if len(sep.cuts) == 1 else f"cuts at frames {', '.join(map(str, sep.cuts))}"
+    work = (f"{len(sep.cuts) + 1} shots ({cuts}), {sep.iterations} iterations in all" if sep.cuts
+            else f"{sep.iterations} iterations")
+    work += f" at --max-side {sep.options.max_side}"
+    best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
+    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {result.seconds:.1f} s "
+          f"({work}{best}, {sep.device}); {result.foreground_text()}")
+    return 0

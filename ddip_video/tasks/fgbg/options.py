@@ -1,0 +1,26 @@
+"""`fgbg`'s options and its defaults per device (no torch imported: the CLI reads them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...options import TaskOptions
+
+
+@dataclass
+class FgbgOptions(TaskOptions):
+    mask_png: bool = False
+    window: int = 8                  # frames per optimisation step
+    lr: float = 0.005
+    warmup: float = 0.25             # fraction of the steps spent on the hints alone
+    area_weight: float = 0.03        # cost of one unit of mask, in units of L1 reconstruction error
+    exclusion_weight: float = 0.05
+    binary_weight: float = 0.05
+    hint_weight: float = 1.0
+    hint_floor: float = 0.5          # the hints' weight once they have faded
+    eval_every: int = 50
+    patience: int = 4
+
+
+# The defaults where none is given: a GPU runs the full schedule at 427 px in about a
+# minute per 50 frames; a CPU is some 40x slower per pixel-step, so it works coarser.
+DEFAULTS = {"cuda": dict(max_side=427, iters=800), "cpu": dict(max_side=160, iters=300)}

@@ -1,0 +1,208 @@
+"""`transition`'s outputs: both shots at the input's full size (each frame's
+residual shared between them so that they mix back into it exactly), the curve
+as alpha.csv and alpha.png, and the contact sheet; and the whole job, from the
+input file to OUTDIR."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...outputs import layer_writer, sample_frames, write_contact_sheet
+from ...progress import progress_bar
+from ...runtime import load_working_clip
+from ...video import StagedOutputDir, frame_to_tensor, iter_frames, resize_frames, save_png
+from .options import TransitionOptions
+from .unmix import Kind, Unmixing, memory_need, resolve_options, unmix
+
+
+def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot_b: torch.Tensor,
+                   black: tuple[bool, bool] = (False, False), fade_damping: float = 0.002):
+    """Both shots of one frame, adjusted so that alpha * A + (1 - alpha) * B is
+    the image: the residual r = image - (alpha * A + (1 - alpha) * B) is shared
+    by the least-norm correction (A += alpha r / n, B += (1 - alpha) r / n,
+    n = alpha^2 + (1 - alpha)^2). A black shot stays black, and the other one
+    takes r / weight, damped where its weight is small (quantisation noise)."""
+    a, b = float(alpha), 1.0 - float(alpha)
+    residual = image - (a * shot_a + b * shot_b)
+    if black[0]:
+        return torch.zeros_like(image), (shot_b + b / (b * b + fade_damping * (b < 1)) * residual).clamp(0, 1)
+    if black[1]:
+        return (shot_a + a / (a * a + fade_damping * (a < 1)) * residual).clamp(0, 1), torch.zeros_like(image)
+    norm = a * a + b * b
+    return (shot_a + a / norm * residual).clamp(0, 1), (shot_b + b / norm * residual).clamp(0, 1)
+
+
+@dataclass
+class TransitionResult:
+    unmixing: Unmixing
+    outputs: list[Path]
+    size: tuple[int, int]
+    num_frames: int
+    fps: Fraction
+    seconds: float  # the whole job: reading, unmixing, writing every output
+
+    def span_text(self) -> str:
+        u, fps = self.unmixing, float(self.fps)
+        if u.kind is Kind.NO_TRANSITION:
+            return "no transition found (shot A throughout)" if u.alpha[0] == 1 else \
+                "no transition found (shot B throughout)"
+        if u.last < u.first:  # a cut
+            what = u.label if u.kind is Kind.HARD_CUT else f"{u.label} (a cut)"
+            return f"{what} at frame {u.first} ({u.first / fps:.2f} s)"
+        return (f"{u.label} over frames {u.first}-{u.last} "
+                f"({u.first / fps:.2f}-{(u.last + 1) / fps:.2f} s)")
+
+
+def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
+    """The whole `ddip-video transition` job: read, unmix, write every output."""
+    start = time.perf_counter()
+    opts, device = resolve_options(opts)
+    with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+        clip = load_working_clip(input_path, opts.max_side, opts.fps,
+                                 memory=lambda info: memory_need(info, opts, device))
+        if clip.info.num_frames < 2:
+            raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
+                             f"the input has {clip.info.num_frames}")
+        unmixing = unmix(clip.frames, opts)
+        write_shots(input_path, clip.info, unmixing, out, opts)
+        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps,
+                        unmixing.weight_b if unmixing.dip is not None else None)
+        write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
+        outputs = out.commit()
+    return TransitionResult(unmixing, outputs, (clip.info.width, clip.info.height), clip.info.num_frames,
+                            clip.info.fps, time.perf_counter() - start)
+
+
+def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:
+    """shot_a.mp4, shot_b.mp4 and preview.png. Where a shot is not visible
+    (A after the transition, B before it) it holds its nearest visible frame;
+    a shot never visible is black, the solid shot of a fade its colour."""
+    size = (info.width, info.height)
+    alpha, weight_b = unmixing.alpha, unmixing.weight_b
+    inverted = unmixing.matte == "white"  # the shots are held inverted: split the inverted frame
+
+    def shots_at(t: int, image: torch.Tensor):
+        up = [resize_frames(s[t:t + 1], size)[0] for s in (unmixing.shot_a, unmixing.shot_b)]
+        weight_a, black = unmixing.mix_at(t)
+        shots = split_residual(1.0 - image if inverted else image, weight_a, up[0], up[1], black)
+        return tuple(1.0 - shot for shot in shots) if inverted else shots
+
+    first_b = int(np.argmax(weight_b > 0)) if (weight_b > 0).any() else None
+    held_b = None  # shot B's first visible frame, held before it
+    if first_b is not None and first_b > 0:
+        for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+            if t == first_b:
+                held_b = shots_at(t, frame_to_tensor(frame))[1]
+                break
+    held_a = None  # shot A's latest visible frame, held after it
+    preview_at = set(preview_frames(unmixing, info.num_frames))
+    preview_rows = []
+    audio = input_path if info.has_audio else None
+    with contextlib.ExitStack() as stack:  # every writer closed, or on an error every one aborted
+        writers = [stack.enter_context(layer_writer(out.path(name), info, "rgb", audio))
+                   for name in ("shot_a.mp4", "shot_b.mp4")]
+        frames = progress_bar("transition: writing", "frame", opts.progress, iter_frames(input_path, fps=opts.fps),
+                              len(alpha))
+        for t, frame in enumerate(frames):
+            if t >= len(alpha):
+                break
+            image = frame_to_tensor(frame)
+            shot_a, shot_b = shots_at(t, image)
+            if alpha[t] > 0:
+                held_a = shot_a
+            else:
+                shot_a = held_a if held_a is not None else torch.zeros_like(image)
+            if weight_b[t] == 0:
+                shot_b = held_b if held_b is not None else torch.zeros_like(image)
+            writers[0].write(shot_a)
+            writers[1].write(shot_b)
+            if t in preview_at:
+                preview_rows.append([image, shot_a, shot_b])
+    write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "shot A", "shot B"],
+                        pixel_aspect=info.pixel_aspect, colour=info.colour)
+
+
+def preview_frames(unmixing: Unmixing, num_frames: int, count: int = 4) -> list[int]:
+    """Frames for the contact sheet: spread over the transition (one frame
+    either side of it included), or over the clip when there is none."""
+    if unmixing.last < unmixing.first:
+        return sample_frames(num_frames, count)
+    lo, hi = max(0, unmixing.first - 1), min(num_frames - 1, unmixing.last + 1)
+    return [lo + i for i in sample_frames(hi - lo + 1, count)]
+
+
+def write_alpha_csv(path: Path, alpha: np.ndarray, fps: Fraction, weight_b: np.ndarray | None = None) -> None:
+    """frame,time_s,alpha; and weight_b, the weight of shot B, where it is not
+    1 - alpha (a dip to black or white)."""
+    columns = {"alpha": alpha} if weight_b is None else {"alpha": alpha, "weight_b": weight_b}
+    lines = [",".join(["frame", "time_s", *columns])]
+    lines += [",".join([str(t), f"{float(t / fps):.6f}", *(f"{c[t]:.6f}" for c in columns.values())])
+              for t in range(len(alpha))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_alpha_plot(path: Path, unmixing: Unmixing, fps: Fraction, width: int = 800, height: int = 400) -> None:
+    """The alpha curve drawn with OpenCV: weight of shot A against time (and of
+    shot B in a dip), the transition shaded."""
+    alpha = unmixing.alpha
+    n = len(alpha)
+    img = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 60, 20, 36, 50
+    pw, ph = width - left - right, height - top - bottom
+
+    def xy(t: float, a: float) -> tuple[int, int]:
+        x = left + (t / max(1, n - 1)) * pw
+        return int(round(x)), int(round(top + (1 - a) * ph))
+
+    if unmixing.last >= unmixing.first:
+        x0, _ = xy(unmixing.first, 0)
+        x1, _ = xy(unmixing.last, 0)
+        cv2.rectangle(img, (x0, top), (max(x1, x0 + 1), top + ph), (235, 225, 205), -1)
+    gray, black = (200, 200, 200), (0, 0, 0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for a in (0.0, 0.25, 0.5, 0.75, 1.0):
+        _, y = xy(0, a)
+        cv2.line(img, (left, y), (left + pw, y), gray, 1)
+        cv2.putText(img, f"{a:.2f}", (8, y + 5), font, 0.45, black, 1, cv2.LINE_AA)
+    step = max(1, nice_step(n / 8))
+    for t in range(0, n, step):
+        x, _ = xy(t, 0)
+        cv2.line(img, (x, top + ph), (x, top + ph + 5), black, 1)
+        label = f"{t}"
+        cv2.putText(img, label, (x - 4 * len(label), top + ph + 20), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
+    curves = [(alpha, (200, 80, 0))]  # BGR: blue
+    if unmixing.dip is not None:
+        curves.append((unmixing.weight_b, (0, 120, 230)))  # orange
+    for curve, colour in curves:
+        points = np.array([xy(t, a) for t, a in enumerate(curve)], np.int32)
+        cv2.polylines(img, [points], False, colour, 2, cv2.LINE_AA)
+        for p in points if n <= 120 else []:
+            cv2.circle(img, tuple(int(v) for v in p), 3, colour, -1, cv2.LINE_AA)
+    duration = n / float(fps)
+    title = ("weight of shot A (blue) and of shot B (orange)" if unmixing.dip is not None
+             else "alpha (weight of shot A)")
+    cv2.putText(img, f"{title}: {unmixing.label}", (left, 24), font, 0.55, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"frame ({float(fps):g} fps, {duration:.2f} s)", (left + pw // 2 - 80, height - 12), font,
+                0.45, black, 1, cv2.LINE_AA)
+    save_png(path, img)  # drawn in BGR
+
+
+def nice_step(raw: float) -> int:
+    """1, 2, 5, 10, 20, 50, ... at least raw."""
+    if raw <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * power >= raw:
+            return int(m * power)
+    return int(10 * power)
