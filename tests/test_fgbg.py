@@ -47,7 +47,7 @@ def test_quality_on_real_frames(blackswan):
     """12 blackswan frames at 128x72, 100 steps of 4 frames (about 30 s on one
     core). Measured here: J = 0.71 (the hints alone, at this size, 0.71); on
     the five DAVIS sequences on an H100 at the defaults the mean is 0.70
-    (benchmarks/README.md). 0.65 leaves room for rounding differences between
+    (benchmarks/notes/fgbg.md). 0.65 leaves room for rounding differences between
     machines yet fails if the mask loses the swan or spreads over the water (a
     mask of the whole frame scores about 0.1, an empty one 0)."""
     frames, truth = blackswan

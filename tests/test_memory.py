@@ -33,7 +33,8 @@ def test_check_memory_refuses_only_what_does_not_fit(monkeypatch):
 
 
 def test_the_tasks_needs_grow_with_the_frames_and_the_working_size():
-    # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side (benchmarks/notes "Memory")
+    # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side
+    # (benchmarks/notes/memory.md)
     assert fgbg.memory_need(clip_info(1)) == MemoryNeed(LOADED_BYTES, 52 * 427 * 240)
     assert fgbg.memory_need(clip_info(1, 320, 240)) == MemoryNeed(LOADED_BYTES, 52 * 320 * 240)
     cpu = transition.memory_need(clip_info(1), TransitionOptions(max_side=160), torch.device("cpu"))

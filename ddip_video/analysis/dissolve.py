@@ -299,7 +299,7 @@ def holds_a_change(view: ClassicView) -> bool:
     cut stands out, or both mix tests say mixed (looks_like_one_shot wants
     only one of them to say one shot). Stricter than not looks_like_one_shot,
     which a short stretch of a single moving shot can fail (see
-    benchmarks/notes, "More than one shot change")."""
+    benchmarks/notes/transition.md, "More than one shot change")."""
     if largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
         return True
     figures = mix_evidence(view.gradients, whole_clip_alpha(view))

@@ -53,7 +53,7 @@ def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     fitted at twice the working size. Measured against plain bilinear
     enlargement: +0.004 to +0.009 DAVIS J per sequence of fgbg's masks, some 25 ms
     a 480p frame on the CPU; a coarse mask already right (the truth shrunk) loses
-    0.015-0.023 J, its edge moved onto the colour edge (benchmarks/notes,
+    0.015-0.023 J, its edge moved onto the colour edge (benchmarks/notes/fgbg.md,
     "Enlarging the mask")."""
     h, w = mask.shape[-2:]
     coarse = (min(image.shape[-1], 2 * w), min(image.shape[-2], 2 * h))
@@ -81,7 +81,8 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
                  device: torch.device) -> np.ndarray:
     """Writes every output into `out`; returns the share of each frame's mask above one half.
     The masks are enlarged on `device`, where the model ran: from the GPU's working size
-    (427 px) it costs 0.13 s a 480p frame on 2 CPU threads, 0.53 s a 4K one (benchmarks/notes)."""
+    (427 px) it costs 0.13 s a 480p frame on 2 CPU threads, 0.53 s a 4K one
+    (benchmarks/notes/fgbg.md, "Enlarging the mask")."""
     size = (info.width, info.height)
     audio = input_path if info.has_audio else None
     preview_at = set(sample_frames(info.num_frames))

@@ -35,7 +35,7 @@ def resolve_options(opts: FgbgOptions) -> tuple[FgbgOptions, torch.device]:
 
 # A long clip's memory goes to the motion hints (the frames at HINT_SIDE, both flows,
 # the evidence maps), on the host whatever the device: their peak (CPU, 854x480, 100,
-# 200 and 400 frames, benchmarks/notes "Memory") grows by 4.9-5.3 MB a frame, 48-52
+# 200 and 400 frames, benchmarks/notes/memory.md) grows by 4.9-5.3 MB a frame, 48-52
 # bytes a pixel at 427x240. The check counts the high end: a lower figure let a clip of
 # 5000 frames through on a 24 GiB machine, to be killed for want of memory.
 HINT_BYTES_PER_PIXEL = 52
@@ -148,8 +148,8 @@ def separate_shots(frames: torch.Tensor, opts: FgbgOptions, cuts: list[int]) -> 
     """Each shot of a clip with hard cuts (frames `cuts` start a new shot)
     separated on its own, with its own hints, scene and camera path, and the
     full schedule: one static scene seen across a cut cannot explain both
-    shots, and the motion hints break at the cut. (benchmarks/notes, "Clips
-    with cuts": DAVIS J of three sequences joined by two cuts.)"""
+    shots, and the motion hints break at the cut. (benchmarks/notes/fgbg.md, "fgbg on
+    clips with cuts": DAVIS J of three sequences joined by two cuts.)"""
     start = time.perf_counter()
     bounds = [0, *cuts, len(frames)]
     parts = []

@@ -19,8 +19,8 @@ class AlphaCurve(nn.Module):
     """alpha_t for t = 0 .. T-1, non-increasing from alpha_0 = 1 to alpha_{T-1} = 0.
 
     A softmax over the T - 1 gaps between frames gives how much alpha drops in
-    each (bin k: between frames k-1 and k), so alpha_t is the mass of the bins
-    after t: shot A alone in the first frame, shot B alone in the last, by
+    each (bin k: between frames k and k + 1), so alpha_t is the mass of the bins
+    from t on: shot A alone in the first frame, shot B alone in the last, by
     definition. The logits are a prior (the log of the classic estimate's
     drops) plus a small 1-D convolutional net over time applied to fixed,
     time-correlated codes; its last layer starts at zero, so the curve starts

@@ -45,7 +45,7 @@ def resolve_options(opts: TransitionOptions) -> tuple[TransitionOptions, torch.d
 
 # A long clip's memory, per pixel of a frame at the working size: measured peaks (CPU,
 # 854x480 dissolves of 100, 200 and 400 frames at --max-side 160 and 320,
-# benchmarks/notes "Memory") grow by 124-156 bytes (the frames, both shots' codes and
+# benchmarks/notes/memory.md) grow by 124-156 bytes (the frames, both shots' codes and
 # outputs). On a GPU the host keeps the frames and both shots as they come back, 36
 # bytes (counted from those tensors; not measured: no GPU was lent). The check counts
 # the high end, as fgbg's does.
@@ -238,7 +238,7 @@ def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: Trans
     cut), there is nothing to unmix and the model does not run: on 40 cuts
     between DAVIS shots it was exactly right for 24 and mixed a few frames of
     the other 16 a little (those the model gets), and it made none of 60
-    dissolves a cut (benchmarks/notes)."""
+    dissolves a cut (benchmarks/notes/transition.md, "A hard cut")."""
     prior = classic_alpha(frames, view, whole)
     if not np.any((prior > 0) & (prior < 1)):
         shot_a, shot_b = frames.clone(), frames.clone()
