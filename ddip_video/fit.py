@@ -105,7 +105,7 @@ def fit(task: FitTask, num_frames: int, schedule: Schedule, device: torch.device
     seconds = bar.close()
     best.restore()
     return FitReport(step + 1, best.best_step, best.best_score, seconds,
-                     {name: float(value) for name, value in terms.items()})
+                     {name: float(value.detach()) for name, value in terms.items()})
 
 
 @torch.no_grad()

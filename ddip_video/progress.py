@@ -35,9 +35,9 @@ class Progress:
         """One step done; loss (and terms, each a 0-dim tensor) shown every 10 steps."""
         self.bar.update(1)
         if self.bar.n % 10 == 0 and not self.bar.disable:  # .item() waits for the device
-            shown = {"loss": f"{float(loss):.4f}"}
+            shown = {"loss": f"{float(loss.detach()):.4f}"}
             if terms is not None and len(terms) > 1:
-                shown.update((name, f"{float(value):.4f}") for name, value in terms.items())
+                shown.update((name, f"{float(value.detach()):.4f}") for name, value in terms.items())
             self.bar.set_postfix(shown, refresh=False)
 
     def close(self) -> float:
