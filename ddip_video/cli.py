@@ -26,14 +26,56 @@ def _positive_int(text: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**64  # torch's generator takes seeds below this
+MAX_FPS = 1000     # high-speed footage is played at its own rate, not at 1000s of frames a second
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {SEED_LIMIT - 1}, got {text}")
+    return value
+
+
 def _fps(text: str) -> Fraction:
     try:
         value = Fraction(text).limit_denominator(1001)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise argparse.ArgumentTypeError(f"expected a frame rate like 24, 29.97 or 30000/1001, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"the frame rate must be positive, got {text!r}")
+    if not 0 < value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"expected a frame rate above 0 and at most {MAX_FPS}, got {text}")
     return value
+
+
+def _outdir(text: str) -> str:
+    """OUTDIR, checked where it is parsed: not empty, no name in it longer than the
+    file system takes."""
+    if not text:
+        raise argparse.ArgumentTypeError("OUTDIR is empty (use . for the current folder)")
+    path = os.fsencode(text)
+    if len(path) >= _PATH_MAX or any(len(part) > _NAME_MAX for part in path.split(b"/")):
+        raise argparse.ArgumentTypeError(f"the path is too long for the file system: {_printable(text)[:80]}...")
+    return text
+
+
+_NAME_MAX = 255    # bytes in one name (Linux, macOS, Windows file systems)
+_PATH_MAX = 4096   # bytes in a path (Linux)
+
+
+def _printable(text: str) -> str:
+    """text with its control characters escaped (a newline in a path shown as \\n), so
+    that an error message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An option error is one line (the usage block is one --help away), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_printable(message)} (see {self.prog} --help)\n")
 
 
 def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
@@ -43,14 +85,14 @@ def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
         return f"{defaults['cuda'][key]} on a GPU, {defaults['cpu'][key]} on a CPU"
 
     parser.add_argument("input", help="a video file (mp4, mov, mkv, webm, avi, ...) or a folder of .jpg/.png frames")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
+    parser.add_argument("-o", "--output", required=True, type=_outdir, metavar="OUTDIR", help="folder for the results")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--max-side", type=_positive_int, default=None, metavar="N",
                         help=f"working resolution: longer side in pixels (default {per_device('max_side')}); "
                              "outputs keep the input's size")
     parser.add_argument("--iters", type=_positive_int, default=None, metavar="N",
                         help=f"optimisation steps (default {per_device('iters')})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     parser.add_argument("--fps", type=_fps, default=None,
                         help="frame rate of a folder of frames (default 24); ignored for videos")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,7 +105,7 @@ def _common_options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddip-video", description=(
+    parser = _OneLineParser(prog="ddip-video", description=(
         "Split a video into layers with a temporally coupled Double-DIP (no training data)."))
     parser.add_argument("--version", action="version", version=f"ddip-video {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -106,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         with _stop_signals_interrupt():
             return task_cli(args.command).run(args, _common_options(args))
     except InputError as error:
-        print(f"ddip-video {args.command}: error: {error}", file=sys.stderr)
+        print(f"ddip-video {args.command}: error: {_printable(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
@@ -123,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         if not _cannot_write(error, args.output):
             raise
-        print(f"ddip-video {args.command}: error: cannot write the results into {args.output} "
+        print(f"ddip-video {args.command}: error: cannot write the results into {_printable(args.output)} "
               f"({error.strerror}); no output was written", file=sys.stderr)
         return 1
 
@@ -141,12 +183,24 @@ class Stopped(KeyboardInterrupt):
 def _stop_signals_interrupt():
     """SIGTERM (kill, timeout, a job scheduler) and SIGHUP (a closed terminal) would
     end the process at once and leave OUTDIR with a hidden staging folder; within this
-    block they raise Stopped instead. A second such signal ends the process as before."""
+    block they raise Stopped instead. A second such signal ends the process as before.
+    Ctrl-C raises KeyboardInterrupt as always, once: a second one is ignored."""
     def stop(signum, frame):
         signal.signal(signum, signal.SIG_DFL)
         raise Stopped(signum)
 
+    def interrupt(signum, frame):
+        # a second Ctrl-C while the first unwinds would break off the clean-up (the
+        # staged outputs left half removed, a traceback from an exit handler): ignored
+        # until the process ends
+        signal.signal(signum, signal.SIG_IGN)
+        previous.pop(signum, None)
+        raise KeyboardInterrupt
+
     previous = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     for signum in (getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)):
         if signal.getsignal(signum) is signal.SIG_IGN:  # nohup: asked to run on
             continue
@@ -157,7 +211,7 @@ def _stop_signals_interrupt():
     try:
         yield
     finally:
-        for signum, handler in previous.items():
+        for signum, handler in list(previous.items()):
             signal.signal(signum, handler)
 
 

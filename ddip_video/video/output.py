@@ -74,20 +74,28 @@ class StagedOutputDir:
         return self._staging / name
 
     def commit(self) -> list[Path]:
-        """Move every staged item into the output folder, replacing same-named ones."""
+        """Move every staged item into the output folder, replacing same-named ones: all
+        of them, or (an OSError raised) none, the folder left as it was."""
         if self._committed is not None:
             return self._committed
-        final = []
         with _folder_lock(self.outdir):  # two runs into one folder: all outputs from one of them
-            for item in sorted(self._staging.iterdir()):
-                if item.name.startswith("."):  # a writer's unfinished temporary file, the lock
-                    continue
-                target = self.outdir / item.name
-                replace_path(item, target)
-                final.append(target)
+            staged = sorted(item for item in self._staging.iterdir()
+                            if not item.name.startswith("."))  # a writer's unfinished temporary file, the lock
+            for item in staged:
+                check_replaceable(item, self.outdir / item.name)
+            final = _replace_all(staged, self.outdir, self._staging / ".replaced")
         self._remove_staging()
         self._committed = final
         return final
+
+    def check_outputs(self, names) -> None:
+        """Refuses, before any work, an OUTDIR in which one of the outputs `names` would
+        overwrite the input or take the place of something of the user's."""
+        for name in names:
+            target = self.outdir / name
+            if self._input is not None and same_path(target, self._input):
+                raise InputError(f"{target}: writing it would overwrite the input")
+            check_replaceable(Path(name), target)
 
     def discard(self) -> None:
         """Remove everything staged; the output folder keeps its earlier contents."""
@@ -107,7 +115,11 @@ class StagedOutputDir:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException:
+                self.discard()
+                raise
         else:
             self.discard()
         return False
@@ -173,6 +185,52 @@ def same_path(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
         return False
+
+
+def check_replaceable(output: Path, target: Path) -> None:
+    """Refuses (InputError) to replace `target` with the output named like `output`
+    (a file has a suffix, a folder of frames none) where the target is not an earlier
+    output of that kind: a folder where a file goes, a file where the folder goes, or a
+    folder holding anything but PNG images (an earlier run's frames)."""
+    if target.is_symlink() or not target.exists():
+        return
+    folder_output = not output.suffix
+    if target.is_dir() and not folder_output:
+        raise InputError(f"{target} is a folder, not an earlier output: move it away, or choose another OUTDIR")
+    if not target.is_dir() and folder_output:
+        raise InputError(f"{target} is in the way of the output folder {target.name}: move it away, "
+                         "or choose another OUTDIR")
+    if target.is_dir() and any(not (p.is_file() and p.suffix == ".png") for p in target.iterdir()):
+        raise InputError(f"{target} holds more than PNG frames of an earlier run: move it away, "
+                         "or choose another OUTDIR")
+
+
+def _replace_all(items: list[Path], outdir: Path, aside: Path) -> list[Path]:
+    """Moves every item into outdir, the same-named earlier ones first into `aside`;
+    on any failure, puts back what was moved and raises: all or nothing."""
+    aside.mkdir()
+    staging = aside.parent
+    moved_aside: list[Path] = []
+    placed: list[Path] = []
+    try:
+        for item in items:
+            target = outdir / item.name
+            if target.exists() or target.is_symlink():
+                os.replace(target, aside / item.name)
+                moved_aside.append(target)
+        for item in items:
+            os.replace(item, outdir / item.name)
+            placed.append(outdir / item.name)
+    except BaseException:
+        for target in reversed(placed):
+            with contextlib.suppress(OSError):
+                os.replace(target, staging / target.name)  # back into staging, removed with it
+        for target in reversed(moved_aside):
+            with contextlib.suppress(OSError):
+                os.replace(aside / target.name, target)
+        raise
+    remove_path(aside)
+    return placed
 
 
 def replace_path(source: Path, target: Path) -> None:

@@ -7,8 +7,10 @@ as a traceback from PyAV or OpenCV.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import struct
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -357,6 +359,9 @@ def _natural_key(path: Path):
 def _probe_folder(folder: Path, fps: Fraction) -> VideoInfo:
     files = _image_files(folder)
     width, height = _image_size(files[0])
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"{files[0]}: its header says {width}x{height} pixels, more than an image is read "
+                         f"(at most {MAX_IMAGE_PIXELS} pixels)")
     for file in files[1:]:
         size = _image_size(file)
         if size != (width, height):
@@ -376,6 +381,10 @@ def _probe_folder(folder: Path, fps: Fraction) -> VideoInfo:
     )
 
 
+# OpenCV refuses to decode images of more pixels than this (CV_IO_MAX_IMAGE_PIXELS)
+MAX_IMAGE_PIXELS = 1 << 30
+
+
 def _iter_folder(folder: Path) -> Iterator[np.ndarray]:
     files = _image_files(folder)
     expected = _image_size(files[0])
@@ -383,15 +392,41 @@ def _iter_folder(folder: Path) -> Iterator[np.ndarray]:
         # imdecode of the bytes also works for paths imread cannot open (non-ASCII on Windows).
         # EXIF orientation is ignored so that every image has the size its header states.
         data = np.fromfile(file, dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            raise InputError(f"{file}: not a readable image")
+        image = _decode_image(file, data)
         if (image.shape[1], image.shape[0]) != expected:
             raise InputError(
                 f"{folder}/: images differ in size ({file.name} is {image.shape[1]}x{image.shape[0]}, "
                 f"expected {expected[0]}x{expected[1]})"
             )
         yield image
+
+
+def _decode_image(file: Path, data: np.ndarray) -> np.ndarray:
+    """The image in `data` (a file's bytes) as RGB, or an InputError naming the file.
+    libpng and libjpeg's own warnings are kept off the terminal: the error says it."""
+    try:
+        with _c_stderr_silenced():
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise InputError(f"{file}: not a readable image")
+    return image
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced():
+    """File descriptor 2 sent to /dev/null for the block: what C libraries print there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _image_size(file: Path) -> tuple[int, int]:

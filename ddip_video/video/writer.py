@@ -389,7 +389,7 @@ class _AudioCopy:
             self._out = container.add_stream_from_template(self._in)
         else:
             layout = _AAC_LAYOUTS.get(self._in.layout.nb_channels, "stereo")
-            self._out = container.add_stream("aac", rate=self._in.sample_rate, layout=layout)
+            self._out = container.add_stream("aac", rate=aac_rate(self._in.sample_rate), layout=layout)
         self._container = container
         self._transcode = not remux
         self._start = _video_start(source_container)
@@ -434,6 +434,21 @@ class _AudioCopy:
 
     def close(self) -> None:
         self._source.close()
+
+
+# The sample rates the AAC encoder takes (MPEG-4 audio's sampling frequency table).
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+def aac_rate(rate: int) -> int:
+    """The rate audio of `rate` Hz is encoded at: its own where AAC takes it, else the
+    nearest AAC rate at or above it (48 kHz for anything above 96 kHz: beyond hearing),
+    the encoder resampling to it."""
+    if rate in AAC_RATES:
+        return rate
+    if rate > AAC_RATES[0]:
+        return 48000
+    return min(r for r in AAC_RATES if r >= rate)
 
 
 def _video_start(container) -> Fraction:

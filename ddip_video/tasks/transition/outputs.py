@@ -62,11 +62,15 @@ class TransitionResult:
                 f"({u.first / fps:.2f}-{(u.last + 1) / fps:.2f} s)")
 
 
+OUTPUTS = ("shot_a.mp4", "shot_b.mp4", "alpha.csv", "alpha.png", "preview.png")
+
+
 def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
     """The whole `ddip-video transition` job: read, unmix, write every output."""
     start = time.perf_counter()
     opts, device = resolve_options(opts)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+        out.check_outputs(OUTPUTS)
         clip = load_working_clip(input_path, opts.max_side, opts.fps,
                                  memory=lambda info: memory_need(info, opts, device))
         if clip.info.num_frames < 2:
