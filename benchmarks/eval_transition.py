@@ -192,7 +192,7 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
                 ceiling_a=ceiling_a, ceiling_b=ceiling_b, **extra,
                 alpha_mae=float(np.abs(got_alpha - alpha).mean()),
                 alpha_mae_classic=float(np.abs(u.classic_alpha - alpha).mean()),
-                kind=u.kind, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
+                kind=u.label, span=[u.first, u.last], seconds=seconds, iterations=u.iterations,
                 best=u.best_iteration + 1, device=u.device, max_side=u.options.max_side,
                 max_iters=u.options.iters, per_frame=per_frame)
 

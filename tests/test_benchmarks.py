@@ -90,3 +90,16 @@ def test_scene_method_finds_what_moves_over_a_still_scene():
     found = baselines.scene_method(np.stack(frames))
     assert found.shape == (16, 96, 128)
     assert mean_jaccard(list(found), truth)[0] > 0.7
+
+
+def test_eval_transition_rows_are_json(sample_clip, second_clip, tmp_path):
+    """A row of eval_transition goes into its --json file (a run of six clips once ended
+    in a TypeError at the first write: the kind was an enum)."""
+    import json
+
+    from benchmarks import eval_transition
+
+    opts = TransitionOptions(device="cpu", max_side=64, iters=2, progress=False)
+    row = eval_transition.evaluate_clip(still_shot(sample_clip, 8), still_shot(second_clip, 8), "whole", opts,
+                                        tmp_path)
+    assert json.loads(json.dumps(row))["kind"] == row["kind"] and isinstance(row["kind"], str)
