@@ -1,4 +1,5 @@
-"""DAVIS region similarity J of `ddip-video fgbg`, of its motion hints alone,
+"""DAVIS region similarity J of `ddip-video fgbg` (as it runs, and with --pick on the
+true object, which the truth marks alone), of its motion hints alone,
 of a plain motion segmentation, of a sharp background plate's evidence alone
 and of OpenCV's MOG2 and KNN, per sequence.
 
@@ -43,6 +44,7 @@ from benchmarks.metrics import mean_jaccard
 from benchmarks.overrides import option_overrides
 from ddip_video.tasks.fgbg.options import FgbgOptions
 from ddip_video.tasks.fgbg.outputs import HINT_SIDE, full_size_mask, run_fgbg
+from ddip_video.tasks.fgbg.pick import pick_object
 from ddip_video.video import frame_to_tensor, resize_frames
 
 
@@ -74,6 +76,18 @@ def plate_masks(frames: list[np.ndarray], background: torch.Tensor) -> list[np.n
         return cv2.GaussianBlur(np.ascontiguousarray(image.transpose(1, 2, 0)), (0, 0), 2)
     distances = [np.abs(blurred(frame) - blurred(plate)).mean(2) for frame, plate in zip(small, background.numpy())]
     return [distance >= otsu(distance) for distance in distances]
+
+
+def picked_masks(frames: list[np.ndarray], separation, first_truth: np.ndarray) -> list[np.ndarray]:
+    """fgbg's masks as `--pick X,Y` leaves them, (X, Y) the true object's innermost point in
+    frame 0 (the truth marks one object; the default keeps every one that moves),
+    enlarged as fgbg enlarges its masks."""
+    inside = cv2.distanceTransform(first_truth.astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(inside.argmax()), inside.shape)
+    size = (first_truth.shape[1], first_truth.shape[0])
+    picked = pick_object(separation.masks, separation.hints.homographies, (float(x), float(y)), size,
+                         separation.cuts)
+    return [full_size_mask(mask, frame_to_tensor(frame))[0].numpy() > 0.5 for mask, frame in zip(picked, frames)]
 
 
 def main() -> None:
@@ -109,6 +123,7 @@ def main() -> None:
                    hints_J=mean_jaccard(enlarge(hint_masks, h, w), truth)[0],
                    guided_hints_J=mean_jaccard(guided_hint_masks(rgb, sep.hints.fg_prob), truth)[0],
                    plate_J=mean_jaccard(enlarge(plate_masks(rgb, sep.background), h, w), truth)[0],
+                   picked_J=mean_jaccard(picked_masks(rgb, sep, truth[0]), truth)[0],
                    hints_s=sep.timings["hints"],
                    optimize_s=sep.timings["optimize"], iterations=sep.iterations, best=sep.best_iteration + 1,
                    device=sep.device, max_side=sep.options.max_side, iters=sep.options.iters)
@@ -127,11 +142,12 @@ def main() -> None:
               f"{row['best']})  hints J={row['hints_J']:.3f} (guided {row['guided_hints_J']:.3f})"
               f"  plate J={row['plate_J']:.3f}" +
               "".join(f"  {n} J={row[n + '_J']:.3f}" for n in baselines), flush=True)
-    methods = ["fgbg", "hints", "guided_hints", "plate"] + list(baselines)
+    methods = ["fgbg", "picked", "hints", "guided_hints", "plate"] + list(baselines)
     print(f"\nDAVIS J, fgbg at --max-side {rows[0]['max_side']} --iters {rows[0]['iters']} on {rows[0]['device']}"
           + ("; hints: the plain motion segmentation (--plain-hints)" if args.plain_hints else "")
           + f"; hints computed at longer side {HINT_SIDE} and scored at fgbg's working size, as fgbg gets them"
           + "; guided_hints: the same enlarged as fgbg enlarges its masks (guided filter)"
+          + "; picked: fgbg's masks with --pick at the truth's innermost point of frame 0"
           + "; plate: frame vs fgbg's background layer, Otsu"
           + (f"; {', '.join(baselines)} at longer side {HINT_SIDE}" if baselines else ""))
     print(f"{'sequence':<12}{'frames':>7}" + "".join(f"{m + ' J':>{len(m) + 4}}" for m in methods) + f"{'fgbg s':>9}")

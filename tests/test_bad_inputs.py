@@ -138,6 +138,9 @@ OPTIONS = {
     "-o a name of 300 bytes": (["-o", "a" * 300], r"too long"),
     "-o a path of 5000 bytes": (["-o", "/".join(["b" * 100] * 50)], r"too long"),
     "an unknown option": (["--colour", "red"], r"unrecognized arguments"),
+    "--pick a,b": (["--pick", "a,b"], r"--pick"),
+    "--pick -1,5": (["--pick", "-1,5"], r"--pick"),
+    "--pick 5000,5": (["--pick", "5000,5"], r"outside the frame \(854x480\)"),
 }
 
 

@@ -78,8 +78,11 @@ def test_fgbg_end_to_end_on_the_sample(sample_clip, tmp_path):
     assert first.shape == (480, 854) and set(np.unique(first)) <= {0, 255}
     preview = cv2.imread(str(outdir / "preview.png"))
     assert preview is not None and preview.shape[1] == 4 * 320
+    plate = cv2.imread(str(outdir / "plate.png"), cv2.IMREAD_UNCHANGED)  # the scene, in frame 0's coordinates
+    assert plate.ndim == 3 and plate.shape[2] == 4 and plate.shape[0] >= 480 and plate.shape[1] >= 854
+    assert set(np.unique(plate[..., 3])) <= {0, 255} and (plate[..., 3] == 255).mean() > 0.5
     assert sorted(p.name for p in outdir.iterdir()) == [
-        "background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4", "masks", "preview.png"]
+        "background.mp4", "foreground.mov", "foreground.mp4", "mask.mp4", "masks", "plate.png", "preview.png"]
 
 
 def test_fgbg_says_when_nothing_moves(tmp_path, sample_clip):
@@ -446,3 +449,5 @@ def test_outputs_keep_the_input_timecode_pixel_aspect_and_colour(task, names, tm
     assert sheet.shape[0] == 28 + 4 * 135
     # and tagged with the frames' curve (a cICP chunk: BT.2020, HLG, RGB, full range)
     assert png_chunks(tmp_path / "out" / "preview.png")["cICP"] == bytes([9, 18, 0, 1])
+    if task == "fgbg":  # the clean plate too: it is the frames' pixels
+        assert png_chunks(tmp_path / "out" / "plate.png")["cICP"] == bytes([9, 18, 0, 1])

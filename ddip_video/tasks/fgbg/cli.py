@@ -1,22 +1,39 @@
 """`ddip-video fgbg`'s flags and summary line; torch is imported only when it runs."""
 from __future__ import annotations
 
+import argparse
+
 from .options import DEFAULTS, FgbgOptions
 
 HELP = "separate the moving foreground from the background"
-DESCRIPTION = ("Writes foreground.mp4, background.mp4, mask.mp4, foreground.mov (with alpha, ProRes 4444) and "
-               "preview.png into OUTDIR.")
+DESCRIPTION = ("Writes foreground.mp4, background.mp4 (the clean plate), mask.mp4, foreground.mov (with alpha, "
+               "ProRes 4444), plate.png (the whole scene, RGBA) and preview.png into OUTDIR.")
 __all__ = ["DEFAULTS", "DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--mask-png", action="store_true", help="also write binary masks as OUTDIR/masks/00000.png ...")
+    parser.add_argument("--pick", type=_pick, default=None, metavar="X,Y|largest",
+                        help="one object of several that move: the one under the point X,Y (pixels) of the "
+                             "first frame that shows a foreground, or the largest there (default: every "
+                             "object that moves against the scene)")
+
+
+def _pick(text: str) -> str:
+    if text != "largest":
+        try:
+            x, y = (float(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected X,Y (pixels) or largest, got {text!r}") from None
+        if not (0 <= x < float("inf") and 0 <= y < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a point inside the frame, got {text!r}")
+    return text
 
 
 def run(args, common: dict) -> int:
     from .outputs import run_fgbg
 
-    result = run_fgbg(args.input, args.output, FgbgOptions(**common, mask_png=args.mask_png))
+    result = run_fgbg(args.input, args.output, FgbgOptions(**common, mask_png=args.mask_png, pick=args.pick))
     sep = result.separation
     frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
     cuts = f"a cut at frame {sep.cuts[0]}" if len(sep.cuts) == 1 else f"cuts at frames {', '.join(map(str, sep.cuts))}"

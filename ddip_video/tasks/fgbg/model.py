@@ -33,22 +33,26 @@ class PanoramaGeometry:
     grids: torch.Tensor  # T x h x w x 2: where each frame's pixels lie in the panorama (grid_sample units)
 
 
-def panorama_geometry(homographies: np.ndarray, height: int, width: int,
-                      max_extent: float = 3.0) -> PanoramaGeometry:
-    """The scene canvas that all frames see, in frame 0's coordinates.
-
-    homographies: T x 3 x 3, pixel coordinates of frame t -> frame 0. The canvas
-    is the bounding box of every frame's corners, capped at `max_extent` times
-    the frame size around frame 0 (pixels beyond sample the canvas' border)."""
+def scene_box(homographies: np.ndarray, width: int, height: int, max_extent: float = 3.0
+              ) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), inclusive: the box in frame 0's pixel coordinates that every
+    frame's corners fall in (homographies: T x 3 x 3, frame t -> frame 0), capped at
+    `max_extent` times the frame size around frame 0 (a long pan would otherwise ask
+    for an unbounded scene)."""
     corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]],
                        dtype=np.float64).T
     mapped = np.einsum("tij,jk->tik", homographies, corners)
     xy = mapped[:, :2] / mapped[:, 2:3]
     cap_x, cap_y = (max_extent - 1) / 2 * width, (max_extent - 1) / 2 * height
-    x0 = math.floor(max(xy[:, 0].min(), -cap_x))
-    y0 = math.floor(max(xy[:, 1].min(), -cap_y))
-    x1 = math.ceil(min(xy[:, 0].max(), width - 1 + cap_x))
-    y1 = math.ceil(min(xy[:, 1].max(), height - 1 + cap_y))
+    return (math.floor(max(xy[:, 0].min(), -cap_x)), math.floor(max(xy[:, 1].min(), -cap_y)),
+            math.ceil(min(xy[:, 0].max(), width - 1 + cap_x)), math.ceil(min(xy[:, 1].max(), height - 1 + cap_y)))
+
+
+def panorama_geometry(homographies: np.ndarray, height: int, width: int,
+                      max_extent: float = 3.0) -> PanoramaGeometry:
+    """The scene canvas that all frames see, in frame 0's coordinates (scene_box);
+    pixels beyond it sample the canvas' border."""
+    x0, y0, x1, y1 = scene_box(homographies, width, height, max_extent)
     pw, ph = x1 - x0 + 1, y1 - y0 + 1
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     pixels = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])

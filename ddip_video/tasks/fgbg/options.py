@@ -9,6 +9,7 @@ from ...options import TaskOptions
 @dataclass
 class FgbgOptions(TaskOptions):
     mask_png: bool = False
+    pick: str | None = None          # None: every moving object; "X,Y": the one under that point; "largest"
     window: int = 8                  # frames per optimisation step
     lr: float = 0.005
     warmup: float = 0.25             # fraction of the steps spent on the hints alone

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -16,8 +17,10 @@ from ...guided_filter import guided_upsample
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
 from ...runtime import load_working_clip
-from ...video import StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames
+from ...video import StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png
 from .options import FgbgOptions
+from .pick import check_pick, parse_pick, pick_object
+from .plate import CameraPath, Lookahead, Plate, PlateBuilder, PlateRenderer, PlateSettings, hole_of
 from .separate import HINT_SIDE, Separation, memory_need, resolve_options, separate
 
 MASK_GUIDE_RADIUS = 3  # at twice the working size: within 0.002 J of the fit at full size (radius 8), 1/9 of its time
@@ -36,6 +39,7 @@ class FgbgResult:
     num_frames: int
     foreground_share: np.ndarray  # per frame: the share of the written mask above one half
     seconds: float                # the whole job: reading, separating, writing every output
+    plate_seconds: float = 0.0    # of which the clean plate: the plates and every frame's fill
 
     def foreground_text(self) -> str:
         """How much of the clip the mask covers, for the summary line; says so
@@ -60,30 +64,49 @@ def full_size_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return guided_upsample(mask[None], image[None], coarse, MASK_GUIDE_RADIUS)[0]
 
 
+# and plate-2.png, ... for the later shots of a clip with cuts
+OUTPUTS = ("foreground.mp4", "background.mp4", "mask.mp4", "foreground.mov", "plate.png", "preview.png")
+
+
 def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     """The whole `ddip-video fgbg` job: read, separate, write every output."""
     start = time.perf_counter()
     opts, device = resolve_options(opts)
     read_side = max(opts.max_side, HINT_SIDE)
     with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+        out.check_outputs(OUTPUTS + (("masks",) if opts.mask_png else ()))
         clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side, memory=memory_need)
         if clip.info.num_frames < 2:
             raise InputError(f"{clip.info.path.name}: fgbg needs at least 2 frames (the foreground is found "
                              f"by its motion), the input has {clip.info.num_frames}")
+        pick = parse_pick(opts.pick)
+        check_pick(pick, (clip.info.width, clip.info.height))
         separation = separate(clip.frames, opts)
-        share = write_layers(input_path, clip.info, separation, out, opts, device)
+        separation.masks = pick_object(separation.masks, separation.hints.homographies, pick,
+                                       (clip.info.width, clip.info.height), separation.cuts)
+        share, plate_seconds = write_layers(input_path, clip.info, separation, out, opts, device)
         outputs = out.commit()
     return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames, share,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, plate_seconds)
 
 
 def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions,
-                 device: torch.device) -> np.ndarray:
-    """Writes every output into `out`; returns the share of each frame's mask above one half.
+                 device: torch.device) -> tuple[np.ndarray, float]:
+    """Writes every output into `out`; returns the share of each frame's mask above one
+    half, and the seconds the clean plate took.
     The masks are enlarged on `device`, where the model ran: from the GPU's working size
     (427 px) it costs 0.13 s a 480p frame on 2 CPU threads, 0.53 s a 4K one
-    (benchmarks/notes/fgbg.md, "Enlarging the mask")."""
+    (benchmarks/notes/fgbg.md, "Enlarging the mask"). The background is the clean plate
+    (plate.py): a first pass over the input makes each shot's plate, the second fills
+    each frame's hole from the frames around it."""
     size = (info.width, info.height)
+    shots = shot_ranges(separation.cuts, info.num_frames)
+    path = CameraPath.rescaled(separation.hints.homographies, tuple(separation.masks.shape[:-3:-1]), size)
+    plate_start = time.perf_counter()
+    plates = shot_plates(input_path, separation, path, shots, size, opts, device)
+    plate_seconds = time.perf_counter() - plate_start
+    for i, plate in enumerate(plates):
+        save_png(out.path(plate_name(i)), cv2.cvtColor(plate.rgba(), cv2.COLOR_RGBA2BGRA), info.colour)
     audio = input_path if info.has_audio else None
     preview_at = set(sample_frames(info.num_frames))
     preview_rows = []
@@ -98,13 +121,23 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
             writers["png"] = keep(StreamingWriter(out.path("masks"), info.fps, size, "png"))
         frames = progress_bar("fgbg: writing", "frame", opts.progress, iter_frames(input_path, fps=opts.fps),
                               info.num_frames)
-        for t, frame in enumerate(frames):
+        settings = PlateSettings()
+        near = Lookahead(masked_frames(frames, separation, device, settings), plate_reach(size, settings))
+        renderers = [PlateRenderer(CameraPath(path.to_first[a:b]), plate, background_layer(separation, a, size),
+                                   settings) for (a, b), plate in zip(shots, plates)]
+        for t in near:
+            frame, mask, _ = near.get(t)
+            shot = next(i for i, (a, b) in enumerate(shots) if a <= t < b)
+            a, b = shots[shot]
+            at_hand = near.available()
+            fill_start = time.perf_counter()
+            filled = renderers[shot].fill(t - a, lambda k: near.get(k + a)[0], lambda k: near.get(k + a)[2],
+                                          range(max(at_hand.start, a) - a, min(at_hand.stop, b) - a))
+            plate_seconds += time.perf_counter() - fill_start
             image = frame_to_tensor(frame)
-            mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()
             share[t] = (mask > 0.5).float().mean().item()
-            clean = resize_frames(separation.background[t:t + 1], size)[0].clamp(0, 1)
             foreground = image * mask
-            background = image * (1 - mask) + clean * mask  # the scene with the object removed
+            background = torch.from_numpy(filled).permute(2, 0, 1) / 255  # the scene with the object removed
             writers["foreground"].write(foreground)
             writers["background"].write(background)
             writers["mask"].write(mask)
@@ -115,4 +148,55 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
                 preview_rows.append([image, foreground, background, mask])
     write_contact_sheet(out.path("preview.png"), preview_rows, ["input", "foreground", "background", "mask"],
                         pixel_aspect=info.pixel_aspect, colour=info.colour)
-    return share
+    return share, plate_seconds
+
+
+def shot_ranges(cuts: list[int], num_frames: int) -> list[tuple[int, int]]:
+    """(first, end) of each shot: frames `cuts` start a new one."""
+    bounds = [0, *cuts, num_frames]
+    return list(zip(bounds, bounds[1:]))
+
+
+def plate_name(shot: int) -> str:
+    """plate.png, and for a clip with cuts plate-2.png, ... for the later shots."""
+    return "plate.png" if shot == 0 else f"plate-{shot + 1}.png"
+
+
+def masked_frames(frames, separation: Separation, device: torch.device, settings: PlateSettings):
+    """(frame, full-size mask, hole) of each frame: uint8 H x W x 3, float32 1 x H x W, bool H x W."""
+    for t, frame in enumerate(frames):
+        image = frame_to_tensor(frame)
+        mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()
+        yield frame, mask, hole_of(mask[0].numpy(), settings)
+
+
+def plate_reach(size: tuple[int, int], settings: PlateSettings, memory: int = 1 << 30) -> int:
+    """How far ahead and behind frames are held for the fill: settings.reach, fewer for
+    frames so large that 2 reach + 1 of them would pass `memory`."""
+    per_frame = size[0] * size[1] * (3 + 4 + 1)  # frame, mask, hole
+    return max(2, min(settings.reach, (memory // per_frame - 1) // 2))
+
+
+def background_layer(separation: Separation, first: int, size: tuple[int, int]):
+    """The model's background for frame t of the shot starting at `first`, enlarged:
+    the fill of last resort, where no frame sees the scene."""
+    def at(t: int) -> np.ndarray:
+        layer = resize_frames(separation.background[first + t:first + t + 1], size)[0].clamp(0, 1)
+        return layer.permute(1, 2, 0).numpy() * 255
+    return at
+
+
+def shot_plates(input_path, separation: Separation, path: CameraPath, shots, size, opts: FgbgOptions,
+                device: torch.device) -> list[Plate]:
+    """Each shot's plate (plate.py), from a pass over the input's frames at full size."""
+    settings = PlateSettings()
+    builders = [PlateBuilder(path.to_first[a:b], size, settings) for a, b in shots]
+    wanted = {a + t for (a, _), builder in zip(shots, builders) for t in builder.wanted}
+    frames = iter_frames(input_path, fps=opts.fps)
+    for t, frame in enumerate(progress_bar("fgbg: clean plate", "frame", opts.progress, frames, len(path.to_first))):
+        if t not in wanted:
+            continue
+        shot = next(i for i, (a, b) in enumerate(shots) if a <= t < b)
+        mask = full_size_mask(separation.masks[t].to(device), frame_to_tensor(frame).to(device)).cpu()
+        builders[shot].add(t - shots[shot][0], frame, hole_of(mask[0].numpy(), settings))
+    return [builder.plate() for builder in builders]

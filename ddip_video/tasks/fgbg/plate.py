@@ -1,0 +1,279 @@
+"""The clean plate: the scene behind the foreground, at the input's full size,
+from the frames that see it.
+
+Where the mask holds the foreground in frame t (the hole), the background comes
+from the input frames around t that see that spot, each aligned onto frame t by
+the camera's path that the model's background is drawn through. Up to `samples`
+of them, the nearest in time first, are averaged per pixel, each weighted by how
+well it matches frame t on a ring around the hole: a source that is misaligned or
+lit otherwise counts for little, and the average of several keeps the fill steady
+from frame to frame. What no frame around t sees comes from the shot's plate (a
+panorama of its frames' backgrounds in its first frame's coordinates, written as
+plate.png); what no frame sees at all, from the model's background layer. Outside
+the hole the input is left as it is. (Measured alternatives, benchmarks/notes/fgbg.md,
+"The clean plate": refining each source's alignment by optical flow, a median
+consensus, a per-pixel weighting and keeping the input where it agrees with the
+fill all scored lower, the same, or cost more.)
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .model import scene_box
+
+
+@dataclass(frozen=True)
+class PlateSettings:
+    samples: int = 9            # sources averaged per pixel of the hole, at most
+    reach: int = 20             # how far in time (frames) sources are looked for
+    sources: int = 16           # sources aligned per frame, at most
+    hole_level: float = 0.25    # mask above this is the foreground to remove
+    grow: float = 4.0           # the hole reaches this far beyond it (px at 480 lines): the mask's soft edge
+    margin: float = 24.0        # context kept around the hole (px at 480 lines)
+    ring: float = 8.0           # width of the ring that judges each source (px at 480 lines)
+    sharpness: float = 4.0      # a source's weight: 1 / (its mean ring mismatch + 2) ** sharpness
+    plate_frames: int = 25      # frames spread over a shot that make its plate
+
+
+def _px(length: float, height: int) -> int:
+    """A length given at 480 lines, in pixels of a frame `height` lines high."""
+    return max(1, round(length * height / 480))
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _shift(x: float, y: float) -> np.ndarray:
+    return np.array([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
+
+
+class CameraPath:
+    """The camera's path at full size: for each frame, the homography mapping its
+    pixels to its shot's first frame's."""
+
+    def __init__(self, to_first: np.ndarray):
+        self.to_first = np.asarray(to_first, np.float64)
+
+    @classmethod
+    def rescaled(cls, to_first: np.ndarray, found_at: tuple[int, int], size: tuple[int, int]) -> CameraPath:
+        """The path found on frames of size found_at = (w, h), for frames of `size`:
+        the homographies conjugated by the change of pixel coordinates (pixel centres kept)."""
+        sx, sy = found_at[0] / size[0], found_at[1] / size[1]
+        to_found = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        return cls(np.linalg.inv(to_found) @ np.asarray(to_first, np.float64) @ to_found)
+
+    def between(self, source: int, target: int) -> np.ndarray:
+        """The homography mapping frame `source`'s pixels onto frame `target`'s."""
+        h = np.linalg.solve(self.to_first[target], self.to_first[source])
+        return h / h[2, 2]
+
+
+def hole_of(mask: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
+    """The pixels to fill in a frame whose full-size mask (H x W in [0, 1]) is `mask`:
+    the foreground, grown by the mask's soft edge."""
+    hole = (mask > settings.hole_level).astype(np.uint8)
+    return cv2.dilate(hole, _disk(_px(settings.grow, mask.shape[0]))) > 0
+
+
+def _box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    return (max(0, int(xs.min()) - margin), max(0, int(ys.min()) - margin),
+            min(w, int(xs.max()) + margin + 1), min(h, int(ys.max()) + margin + 1))
+
+
+class Plate:
+    """A shot's background in its first frame's coordinates: the panorama of a
+    moving camera's scene, the empty set of a still one. `colour` (H x W x 3
+    float32, 0-255) and `seen` (H x W bool) over a canvas whose pixel (0, 0) is
+    the first frame's pixel `origin`."""
+
+    def __init__(self, colour: np.ndarray, seen: np.ndarray, origin: tuple[int, int]):
+        self.colour, self.seen, self.origin = colour, seen, origin
+
+    def rgba(self) -> np.ndarray:
+        """The plate as RGBA uint8, transparent where no frame saw the scene."""
+        alpha = np.where(self.seen, 255, 0).astype(np.uint8)
+        return np.dstack([np.clip(self.colour + 0.5, 0, 255).astype(np.uint8), alpha])
+
+    def view(self, to_first: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
+        """The plate as a frame whose homography to the first frame is `to_first` sees
+        it, over the crop box = (x0, y0, x1, y1) of that frame: colour and where seen."""
+        x0, y0, x1, y1 = box
+        crop_to_canvas = _shift(-self.origin[0], -self.origin[1]) @ to_first @ _shift(x0, y0)
+        size, inverse = (x1 - x0, y1 - y0), cv2.WARP_INVERSE_MAP
+        colour = cv2.warpPerspective(self.colour, crop_to_canvas, size, flags=cv2.INTER_LINEAR | inverse,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        seen = cv2.warpPerspective(self.seen.astype(np.uint8), crop_to_canvas, size,
+                                   flags=cv2.INTER_NEAREST | inverse, borderMode=cv2.BORDER_CONSTANT) > 0
+        return colour, seen
+
+
+def plate_frames(num_frames: int, count: int) -> list[int]:
+    """The frames, spread over a shot, that make its plate."""
+    return sorted(set(np.linspace(0, num_frames - 1, min(num_frames, count)).round().astype(int).tolist()))
+
+
+class PlateBuilder:
+    """A shot's plate, made from the frames plate_frames() picks as they stream by:
+    each frame's background warped into the first frame's coordinates; each point
+    then takes the per-pixel median of the frames that saw it (robust to what the
+    masks missed). to_first[t]: frame t's homography to the shot's first frame."""
+
+    def __init__(self, to_first: np.ndarray, size: tuple[int, int], settings: PlateSettings = PlateSettings(),
+                 memory: int = 1 << 30):
+        self.to_first = to_first
+        self.origin = (x0, y0, x1, y1) = scene_box(to_first, *size)
+        self.canvas = (x1 - x0 + 1, y1 - y0 + 1)
+        # each frame kept costs the canvas in colour and coverage: a big canvas takes fewer
+        fits = memory // (4 * self.canvas[0] * self.canvas[1])
+        self.wanted = set(plate_frames(len(to_first), max(3, min(settings.plate_frames, fits))))
+        self.warped: list[np.ndarray] = []
+        self.seen: list[np.ndarray] = []
+
+    def add(self, t: int, frame: np.ndarray, hole: np.ndarray) -> None:
+        """Frame t of the shot (H x W x 3 uint8) and its hole; ignored unless wanted."""
+        if t not in self.wanted:
+            return
+        h = _shift(-self.origin[0], -self.origin[1]) @ self.to_first[t]
+        self.warped.append(cv2.warpPerspective(frame, h, self.canvas, flags=cv2.INTER_LINEAR,
+                                               borderMode=cv2.BORDER_CONSTANT))
+        self.seen.append(cv2.warpPerspective((~hole).astype(np.uint8), h, self.canvas, flags=cv2.INTER_NEAREST,
+                                             borderMode=cv2.BORDER_CONSTANT) > 0)
+
+    def plate(self) -> Plate:
+        stack, seen = np.stack(self.warped), np.stack(self.seen)
+        width, height = self.canvas
+        colour = np.zeros((height, width, 3), np.float32)
+        rows = max(1, (8 << 20) // (len(stack) * width * 3 * 4))  # a strip at a time: the float stack stays small
+        for r in range(0, height, rows):
+            part = stack[:, r:r + rows].astype(np.float32)
+            part[~seen[:, r:r + rows]] = np.nan
+            colour[r:r + rows] = _nan_median(part)
+        return Plate(colour, seen.any(0), self.origin[:2])
+
+
+def _nan_median(stack: np.ndarray) -> np.ndarray:
+    """The median over axis 0 ignoring NaN; 0 where all are NaN (no frame saw the point)."""
+    count = (~np.isnan(stack[..., :1])).sum(0)
+    ordered = np.sort(stack, axis=0)  # NaN sort last
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[None] // 2, 0)[0]
+    high = np.take_along_axis(ordered, np.maximum(count, 1)[None] // 2, 0)[0]
+    return np.where(count > 0, 0.5 * (low + high), 0).astype(np.float32)
+
+
+class PlateRenderer:
+    """Fills the holes of one shot's frames from the frames around them (see the
+    module's doc). `plate`: the shot's plate (or None); `last_resort(t)`: frame t's
+    background where nothing else reaches (H x W x 3 float32, 0-255)."""
+
+    def __init__(self, path: CameraPath, plate: Plate | None, last_resort: Callable[[int], np.ndarray],
+                 settings: PlateSettings = PlateSettings()):
+        self.path, self.plate, self.last_resort, self.settings = path, plate, last_resort, settings
+
+    def fill(self, t: int, frames: Callable[[int], np.ndarray], holes: Callable[[int], np.ndarray],
+             available: range) -> np.ndarray:
+        """Frame t with its hole filled (H x W x 3 float32, 0-255). frames(k), holes(k):
+        frame k (H x W x 3 uint8) and its hole, for k in `available` (the shot's frames
+        at hand, t among them)."""
+        image, hole = frames(t), holes(t)
+        out = image.astype(np.float32)
+        if not hole.any():
+            return out
+        s = self.settings
+        height = image.shape[0]
+        box = x0, y0, x1, y1 = _box(hole, _px(s.margin, height))
+        target, crop_hole = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+        # the ring around the hole shows frame t's background: it judges each source
+        ring = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.ring, height))) > 0)
+        total = np.zeros(crop_hole.shape, np.float32)
+        blend = np.zeros((*crop_hole.shape, 3), np.float32)
+        count = np.zeros(crop_hole.shape, np.int32)
+        near = sorted((k for k in available if k != t and abs(k - t) <= s.reach), key=lambda k: (abs(k - t), k))
+        tried = 0
+        for k in near:
+            if tried >= s.sources or (count[crop_hole] >= s.samples).all():
+                break
+            source, seen = self._aligned(k, t, frames(k), holes(k), box)
+            if not (seen & crop_hole).any():
+                continue  # sees none of the hole: costs a warp, not a try
+            tried += 1
+            take = crop_hole & seen & (count < s.samples)
+            if not take.any():
+                continue
+            judged = ring & seen
+            mismatch = float(np.abs(source[judged] - target[judged]).mean()) if judged.sum() > 50 else 20.0
+            weight = (mismatch + 2.0) ** -s.sharpness
+            blend[take] += weight * source[take]
+            total[take] += weight
+            count[take] += 1
+        fill = target.copy()
+        found = crop_hole & (count > 0)
+        fill[found] = blend[found] / total[found][:, None]
+        missing = crop_hole & ~found
+        if missing.any():
+            fill[missing] = self._elsewhere(t, box)[missing]
+        out[y0:y1, x0:x1] = np.clip(fill, 0, 255)
+        return out
+
+    def _aligned(self, k: int, t: int, source: np.ndarray, source_hole: np.ndarray, box
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Frame k aligned onto the crop `box` of frame t (float32), and where it
+        shows the background (bool)."""
+        x0, y0, x1, y1 = box
+        size = (x1 - x0, y1 - y0)
+        h = _shift(-x0, -y0) @ self.path.between(k, t)
+        seen = cv2.warpPerspective((~source_hole).astype(np.uint8), h, size, flags=cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_CONSTANT) > 0
+        warped = cv2.warpPerspective(source, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warped.astype(np.float32), seen
+
+    def _elsewhere(self, t: int, box) -> np.ndarray:
+        """Frame t's crop `box` from the shot's plate, and where it has nothing, the last resort."""
+        x0, y0, x1, y1 = box
+        back = self.last_resort(t)[y0:y1, x0:x1].astype(np.float32)
+        if self.plate is None:
+            return back
+        colour, seen = self.plate.view(self.path.to_first[t], box)
+        return np.where(seen[..., None], colour, back)
+
+
+class Lookahead:
+    """Items of an iterator with their neighbours in reach: iterating yields each
+    index t once every item up to t + reach has been read (or the items ran out),
+    and get(k) gives any item within `reach` of the current one (older ones are
+    dropped, so at most 2 reach + 1 are held)."""
+
+    def __init__(self, items: Iterable, reach: int):
+        self.items, self.reach = iter(items), reach
+        self.buffer: deque = deque()
+        self.first = 0  # the index of buffer[0]
+        self.done = False
+
+    def get(self, k: int):
+        return self.buffer[k - self.first]
+
+    def available(self) -> range:
+        return range(self.first, self.first + len(self.buffer))
+
+    def __iter__(self) -> Iterator[int]:
+        t = 0
+        while True:
+            while not self.done and self.first + len(self.buffer) <= t + self.reach:
+                try:
+                    self.buffer.append(next(self.items))
+                except StopIteration:
+                    self.done = True
+            if t >= self.first + len(self.buffer):
+                return
+            while self.first < t - self.reach:
+                self.buffer.popleft()
+                self.first += 1
+            yield t
+            t += 1
