@@ -382,15 +382,19 @@ def test_a_second_ctrl_c_does_not_break_off_the_clean_up(tmp_path):
     (outdir / "earlier.txt").write_text("kept")
     process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", "fgbg", str(frames), "-o", str(outdir),
                                 "--device", "cpu", "--iters", "100000", "--quiet"], stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, OMP_NUM_THREADS="2"))
-    deadline = time.monotonic() + 120
-    while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:
+                               text=True, env=dict(os.environ, OMP_NUM_THREADS="2"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal gives it
+    try:
+        deadline = time.monotonic() + 120
+        while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)  # into the work
+        process.send_signal(signal.SIGINT)
         time.sleep(0.05)
-    time.sleep(3)  # into the work
-    process.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()  # a run that did not stop must not outlive the test
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines() == ["ddip-video fgbg: interrupted; no output was written"]
     assert listing(outdir) == ["earlier.txt"]

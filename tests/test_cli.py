@@ -27,6 +27,15 @@ def run_cli(*args):
                           text=True, env=ENV, timeout=600)
 
 
+def signals_as_in_a_terminal():
+    """For a child process: the stop signals at their defaults, as a terminal gives them,
+    whatever this test run inherited (a job started with & or nohup ignores SIGINT or SIGHUP,
+    and a child inherits that)."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -194,13 +203,17 @@ def test_stop_signal_mid_run_leaves_the_output_folder_as_it_was(task, signum, tm
     outdir.mkdir()
     (outdir / "earlier.txt").write_text("kept")
     process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", task, str(frames), "-o", str(outdir),
-                                "--iters", "100000", "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV)
-    deadline = time.monotonic() + 120
-    while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:  # the run has begun
-        time.sleep(0.05)
-    time.sleep(3)  # well into the work
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
+                                "--iters", "100000", "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV,
+                               preexec_fn=signals_as_in_a_terminal)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(outdir.glob(".ddip-staging-*")) and time.monotonic() < deadline:  # the run has begun
+            time.sleep(0.05)
+        time.sleep(3)  # well into the work
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()  # a run that did not stop must not outlive the test
     assert process.returncode == 128 + signum, stderr
     assert stderr.strip().splitlines() == [
         f"ddip-video {task}: stopped by {signal.Signals(signum).name}; no output was written"]
