@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import DEFAULTS, FgbgOptions
+from .options import DEFAULTS, FgbgOptions, parse_pick
 
 HELP = "separate the moving foreground from the background"
 DESCRIPTION = ("Writes foreground.mp4, background.mp4 (the clean plate), mask.mp4, foreground.mov (with alpha, "
@@ -20,13 +20,10 @@ def add_arguments(parser) -> None:
 
 
 def _pick(text: str) -> str:
-    if text != "largest":
-        try:
-            x, y = (float(part) for part in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected X,Y (pixels) or largest, got {text!r}") from None
-        if not (0 <= x < float("inf") and 0 <= y < float("inf")):
-            raise argparse.ArgumentTypeError(f"expected a point inside the frame, got {text!r}")
+    try:
+        parse_pick(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 

@@ -22,6 +22,20 @@ class FgbgOptions(TaskOptions):
     patience: int = 4
 
 
+def parse_pick(text: str | None) -> tuple[float, float] | str | None:
+    """--pick's value: None, "largest", or (x, y) in the input's pixels (ValueError
+    where it is none of these); the CLI and run_fgbg both read it here."""
+    if text is None or text == "largest":
+        return text
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected X,Y (pixels) or largest, got {text!r}") from None
+    if not (0 <= x < float("inf") and 0 <= y < float("inf")):
+        raise ValueError(f"expected a point inside the frame, got {text!r}")
+    return x, y
+
+
 # The defaults where none is given: a GPU runs the full schedule at 427 px in about a
 # minute per 50 frames; a CPU is some 40x slower per pixel-step, so it works coarser.
 DEFAULTS = {"cuda": dict(max_side=427, iters=800), "cpu": dict(max_side=160, iters=300)}

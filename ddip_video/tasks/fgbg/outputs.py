@@ -19,9 +19,10 @@ from ...progress import progress_bar
 from ...runtime import load_working_clip
 from ...video import StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png
 from .options import FgbgOptions
-from .pick import check_pick, parse_pick, pick_object
+from .options import parse_pick
+from .pick import check_pick, pick_object
 from .plate import CameraPath, Lookahead, Plate, PlateBuilder, PlateRenderer, PlateSettings, hole_of
-from .separate import HINT_SIDE, Separation, memory_need, resolve_options, separate
+from .separate import HINT_SIDE, Separation, memory_need, rescale_homographies, resolve_options, separate
 
 MASK_GUIDE_RADIUS = 3  # at twice the working size: within 0.002 J of the fit at full size (radius 8), 1/9 of its time
 
@@ -79,7 +80,10 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
         if clip.info.num_frames < 2:
             raise InputError(f"{clip.info.path.name}: fgbg needs at least 2 frames (the foreground is found "
                              f"by its motion), the input has {clip.info.num_frames}")
-        pick = parse_pick(opts.pick)
+        try:
+            pick = parse_pick(opts.pick)
+        except ValueError as error:
+            raise InputError(f"--pick: {error}") from None
         check_pick(pick, (clip.info.width, clip.info.height))
         separation = separate(clip.frames, opts)
         separation.masks = pick_object(separation.masks, separation.hints.homographies, pick,
@@ -101,7 +105,8 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     each frame's hole from the frames around it."""
     size = (info.width, info.height)
     shots = shot_ranges(separation.cuts, info.num_frames)
-    path = CameraPath.rescaled(separation.hints.homographies, tuple(separation.masks.shape[:-3:-1]), size)
+    path = CameraPath(rescale_homographies(separation.hints.homographies, tuple(separation.masks.shape[:-3:-1]),
+                                           size))
     plate_start = time.perf_counter()
     plates = shot_plates(input_path, separation, path, shots, size, opts, device)
     plate_seconds = time.perf_counter() - plate_start

@@ -15,20 +15,6 @@ from ...errors import InputError
 REACH = 0.04  # of the frame's longer side: how far the object may move in a frame
 
 
-def parse_pick(text: str | None) -> tuple[float, float] | str | None:
-    """--pick's value: None, "largest", or (x, y) in the input's pixels."""
-    if text is None or text == "largest":
-        return text
-    try:
-        x, y = (float(part) for part in text.split(","))
-    except ValueError:
-        raise InputError(f"--pick: expected X,Y (a point of the first frame, in pixels) or largest, "
-                         f"got {text!r}") from None
-    if not (np.isfinite(x) and np.isfinite(y)):
-        raise InputError(f"--pick: expected a point inside the frame, got {text!r}")
-    return x, y
-
-
 def check_pick(pick, size: tuple[int, int]) -> None:
     """Refuses a point outside frames of size = (W, H), before the work."""
     if isinstance(pick, tuple) and not (0 <= pick[0] < size[0] and 0 <= pick[1] < size[1]):

@@ -60,14 +60,6 @@ class CameraPath:
     def __init__(self, to_first: np.ndarray):
         self.to_first = np.asarray(to_first, np.float64)
 
-    @classmethod
-    def rescaled(cls, to_first: np.ndarray, found_at: tuple[int, int], size: tuple[int, int]) -> CameraPath:
-        """The path found on frames of size found_at = (w, h), for frames of `size`:
-        the homographies conjugated by the change of pixel coordinates (pixel centres kept)."""
-        sx, sy = found_at[0] / size[0], found_at[1] / size[1]
-        to_found = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-        return cls(np.linalg.inv(to_found) @ np.asarray(to_first, np.float64) @ to_found)
-
     def between(self, source: int, target: int) -> np.ndarray:
         """The homography mapping frame `source`'s pixels onto frame `target`'s."""
         h = np.linalg.solve(self.to_first[target], self.to_first[source])

@@ -55,11 +55,17 @@ def scale_hints(hints: MotionHints, size: tuple[int, int]) -> MotionHints:
     if (w, h) == (w0, h0):
         return hints
     prob = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_AREA) for m in hints.fg_prob]).astype(np.float32)
-    sx, sy = w / w0, h / h0
-    # pixel centres: x' + 0.5 = s (x + 0.5)
-    scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-    homographies = scale @ hints.homographies @ np.linalg.inv(scale)
+    homographies = rescale_homographies(hints.homographies, (w0, h0), (w, h))
     return MotionHints(prob, prob > 0.5, homographies, hints.camera_static)
+
+
+def rescale_homographies(homographies: np.ndarray, found_at: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Homographies between frames of size found_at = (w, h), for the same frames
+    resized to `size`: conjugated by the change of pixel coordinates, pixel centres
+    kept (x' + 0.5 = s (x + 0.5))."""
+    sx, sy = size[0] / found_at[0], size[1] / found_at[1]
+    scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+    return scale @ np.asarray(homographies, np.float64) @ np.linalg.inv(scale)
 
 
 @dataclass
