@@ -194,6 +194,7 @@ def test_motion_hints_find_patch_with_panning_camera(image, step):
     hints = motion_hints(clip)
     check_hints(hints, count, *clip.shape[1:3])
     assert not hints.camera_static
+    assert not hints.parallax  # a pan over a flat scene: one homography explains it
     assert not np.allclose(hints.homographies[-1], np.eye(3))
     mean, _ = mean_jaccard(list(hints.fg_mask), list(truth))
     assert mean > 0.95  # measured: 0.995 (fast), 0.996 (slow)
@@ -289,3 +290,76 @@ def test_change_sees_through_a_fade(image, static):
         # camera's path); without the fade's gain 3.8-55.7 and 28.7-59.6. The patch: 40.8-88.8
         assert np.nanmedian(change[t][~truth[t]]) < CHANGE_LEVEL / 2, t
     assert np.nanmedian(change[0][truth[0]]) > CHANGE_LEVEL
+
+
+# --- depth: a moving camera's parallax is not motion (analysis.parallax) ---------------
+
+
+def two_plane_clip(image: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """A camera translating sideways past two planes: the far one (the image) slides 1 px
+    a frame, the near one (the bottom 40%, another texture) 5 px; returns the clip and
+    where the near plane is."""
+    w, h = CLIP_SIZE
+    near_rows = slice(int(0.6 * h), h)
+    near_texture = np.ascontiguousarray(image[::-1, :, ::-1])  # upside down, channels swapped
+    clip = panning_clip(image, [(t, 20) for t in range(count)])
+    for t in range(count):
+        clip[t, near_rows] = near_texture[near_rows.start : h, 5 * t : 5 * t + w]
+    near = np.zeros((h, w), bool)
+    near[near_rows] = True
+    return clip, near
+
+
+@pytest.mark.parametrize("model_parallax", [True, False], ids=["epipolar", "homography-only"])
+def test_motion_hints_parallax_is_not_motion(image, monkeypatch, model_parallax):
+    """The near plane moves 4 px a frame against the far one, because of depth alone; an
+    object moving down (off the epipolar lines, which run sideways) is the foreground.
+    One homography takes the near plane for the object (the second case shows it does, so
+    the first is a real test)."""
+    from ddip_video.analysis import motion
+    if not model_parallax:
+        monkeypatch.setattr(motion, "scene_has_parallax", lambda forward, backward: False)
+    count = 12
+    background, near = two_plane_clip(image, count)
+    clip, truth = with_moving_patch(background, textured_patch(image), (120, 10), (0, 3))
+    hints = motion_hints(clip)
+    check_hints(hints, count, *clip.shape[1:3])
+    near_marked = hints.fg_mask[:, near].mean()
+    found = mean_jaccard(list(hints.fg_mask), list(truth))[0]
+    if model_parallax:
+        assert hints.parallax
+        assert near_marked < 0.02  # measured: 0.0
+        assert found > 0.9  # measured: 0.99 (0.98 to 1.0 per frame)
+    else:
+        assert not hints.parallax
+        assert near_marked > 0.5  # measured: 0.99 (and the object lost, J 0.0)
+
+
+def test_sampson_distance_matches_the_float64_formula():
+    from ddip_video.analysis.parallax import sampson_distance
+    rng = np.random.default_rng(0)
+    # an F of pixel coordinates (entries scaled as a real one's) and points off its lines
+    fundamental = rng.normal(size=(3, 3)) * [[1e-6, 1e-5, 1e-3], [1e-5, 1e-6, 1e-3], [1e-3, 1e-3, 1.0]]
+    x = rng.uniform(0, 427, (200, 2))
+    y = x + rng.normal(size=(200, 2))
+    fx = np.c_[x, np.ones(200)] @ fundamental.T
+    fty = np.c_[y, np.ones(200)] @ fundamental
+    algebraic = np.sum(np.c_[y, np.ones(200)] * fx, axis=1)
+    expected = np.abs(algebraic) / np.sqrt(fx[:, 0] ** 2 + fx[:, 1] ** 2 + fty[:, 0] ** 2 + fty[:, 1] ** 2)
+    assert np.allclose(sampson_distance(fundamental, x, y), expected, atol=2e-3, rtol=1e-4)
+    # a point on its epipolar line: a pure sideways translation keeps rows
+    translation_f = np.array([[0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # [e]x with e = (1, 0, 0)
+    assert np.allclose(sampson_distance(translation_f, x, x + [5.0, 0.0]), 0, atol=1e-3)
+    assert np.allclose(sampson_distance(translation_f, x, x + [0.0, 2.0]), 2 / np.sqrt(2), atol=1e-3)
+
+
+def test_chained_flows_follow_each_step():
+    from ddip_video.analysis.parallax import _grid, chained_flows
+    h, w = 20, 30
+    steps = [np.full((h, w, 2), (1.0, 0.5), np.float32), np.full((h, w, 2), (2.0, -1.0), np.float32),
+             np.full((h, w, 2), (0.0, 3.0), np.float32)]
+    chained = chained_flows(steps, [1, 3, 5], _grid(h, w))
+    assert sorted(chained) == [1, 3]  # longer than the steps: left out
+    assert np.allclose(chained[1][5, 5], (1.0, 0.5))
+    assert np.allclose(chained[3][5, 5], (3.0, 2.5))
+    assert np.isnan(chained[3][0, -1]).all()  # left the frame on the way

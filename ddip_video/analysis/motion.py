@@ -13,7 +13,11 @@ per-pixel log-odds (0 = no opinion); they are summed, then cut with a graph cut.
 3. Motion: the flow left over once the camera's motion is taken out, the smaller of the
    forward and the backward residual (a background pixel about to be covered by the object
    has a wrong flow in one direction only), relative to the frame's median residual
-   (parallax and flow noise differ from clip to clip).
+   (parallax and flow noise differ from clip to clip). A moving camera over a scene with
+   depth (analysis.parallax decides) has its near scene slide across the far one, which
+   one homography takes for motion: there the residual is each pixel's distance from its
+   epipolar line instead, over 4, 8 and 12 frames (depth moves a static point along its
+   line only), and the change cue below, which aligns frames by homographies, is left out.
 4. Change: each frame against the median of frames 4, 8 and 12 steps before and after,
    warped onto it (a still camera: the median of frames spread over the whole clip). It
    sees slow objects and object interiors that the flow smooths over.
@@ -42,6 +46,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .parallax import epipolar_residuals, scene_has_parallax
+
 
 @dataclass
 class MotionHints:
@@ -52,6 +58,7 @@ class MotionHints:
     fg_mask: np.ndarray  # T x h x w bool: the hint segmentation itself
     homographies: np.ndarray  # T x 3 x 3 float64: frame t pixel (x, y, 1) -> frame 0 (identity at t = 0)
     camera_static: bool  # whether the camera was found to be still
+    parallax: bool = False  # whether the static scene's motion was modelled by epipolar geometry (depth)
 
 
 # Tuned on the DAVIS-2016 sequences in shared/data at a longer side of 427 px
@@ -64,6 +71,7 @@ HOMOGRAPHY_GRID_STEP = 6  # px between flow samples fed to RANSAC
 STILL_PAIR_SHIFT = 0.5  # px: most a still camera's frame corners move between neighbours
 STILL_SHIFT = 1.0  # px: most they move between any frame and frame 0
 STILL_CHECKS = 4  # frames compared with frame 0 directly
+EPIPOLAR_SPANS = (4, 8, 12)  # frames between the views whose epipolar geometry scores motion
 RESIDUAL_FLOOR = 0.05  # px added to the frame's median residual before dividing by it
 MOTION_RATIO = 8.0  # residual / median residual at which motion alone is 50:50
 CHANGE_OFFSETS = (-12, -8, -4, 4, 8, 12)  # frames compared with frame t for its background
@@ -279,9 +287,28 @@ def motion_ratios(pairs: FramePairs, shape: tuple[int, int]) -> np.ndarray:
             residuals.append(_residual(pairs.forward[t], pairs.h_forward[t], grid))
         if t > 0:
             residuals.append(_residual(pairs.backward[t - 1], pairs.h_backward[t - 1], grid))
-        residual = np.nan_to_num(np.fmin.reduce(residuals), nan=0.0)
-        ratios[t] = residual / (np.median(residual) + RESIDUAL_FLOOR)
+        ratios[t] = np.fmin.reduce(residuals)
+    return _relative(ratios)
+
+
+def epipolar_ratios(pairs: FramePairs) -> np.ndarray:
+    """T x h x w: distance off the epipolar lines (analysis.parallax) over the frame's
+    median distance, the largest over EPIPOLAR_SPANS; the motion cue for a scene with depth.
+
+    Several spans, because an object's own motion off the lines builds up at its own pace:
+    a slow walker stands out only over many frames, a fast one (or one that turns) over few."""
+    ratios = np.empty((len(pairs.forward) + 1, *pairs.forward.shape[1:3]), np.float32)
+    for t, residuals in enumerate(epipolar_residuals(pairs.forward, pairs.backward, EPIPOLAR_SPANS)):
+        ratios[t] = np.maximum.reduce(_relative(np.stack(residuals)))
     return ratios
+
+
+def _relative(residuals: np.ndarray) -> np.ndarray:
+    """Each frame's residuals (NaN: no evidence) over its median residual, in place."""
+    for residual in residuals:
+        np.nan_to_num(residual, copy=False, nan=0.0)
+        residual /= np.median(residual) + RESIDUAL_FLOOR
+    return residuals
 
 
 def _residual(flow: np.ndarray, homography: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -464,14 +491,18 @@ def motion_hints(frames: np.ndarray, tick: Callable[[], None] = _no_tick) -> Mot
             np.zeros((1, h, w), np.float32), np.zeros((1, h, w), bool), np.eye(3)[None].copy(), True
         )
     pairs, homographies, static = track_camera(gray_frames(frames), tick)
-    ratio = motion_ratios(pairs, (h, w))
+    parallax = not static and scene_has_parallax(pairs.forward, pairs.backward)
+    ratio = epipolar_ratios(pairs) if parallax else motion_ratios(pairs, (h, w))
     del pairs  # the flows (16 bytes a pixel) are the largest thing held; nothing needs them now
 
     # Large T x h x w maps are updated in place and dropped after their last use: the
     # hints' peak memory bounds the clip length a machine can take.
     motion = np.log(ratio + 1e-3) - np.log(MOTION_RATIO)
-    evidence = _change_log_odds(change_to_background(frames, homographies, static), static)
-    evidence += motion
+    if parallax:  # homography-aligned neighbours differ wherever the scene has depth
+        evidence = motion.copy()
+    else:
+        evidence = _change_log_odds(change_to_background(frames, homographies, static), static)
+        evidence += motion
 
     # Colours, first from what clearly moves; then again from the first result, which
     # already drops moving background coloured like background (shadows, ripples) and
@@ -491,7 +522,7 @@ def motion_hints(frames: np.ndarray, tick: Callable[[], None] = _no_tick) -> Mot
         mask[t] = _grabcut(frame, odds, static)
         tick()
     prob = soft_mask(log_odds, mask)
-    return MotionHints(prob, mask, homographies, static)
+    return MotionHints(prob, mask, homographies, static, parallax)
 
 
 def soft_mask(log_odds: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ def scale_hints(hints: MotionHints, size: tuple[int, int]) -> MotionHints:
         return hints
     prob = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_AREA) for m in hints.fg_prob]).astype(np.float32)
     homographies = rescale_homographies(hints.homographies, (w0, h0), (w, h))
-    return MotionHints(prob, prob > 0.5, homographies, hints.camera_static)
+    return MotionHints(prob, prob > 0.5, homographies, hints.camera_static, hints.parallax)
 
 
 def rescale_homographies(homographies: np.ndarray, found_at: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -169,7 +169,7 @@ def separate_shots(frames: torch.Tensor, opts: FgbgOptions, cuts: list[int]) -> 
     hints = MotionHints(np.concatenate([p.hints.fg_prob for p in parts]),
                         np.concatenate([p.hints.fg_mask for p in parts]),
                         np.concatenate([p.hints.homographies for p in parts]),  # each to its shot's first frame
-                        all(p.hints.camera_static for p in parts))
+                        all(p.hints.camera_static for p in parts), any(p.hints.parallax for p in parts))
     timings = {key: sum(p.timings[key] for p in parts) for key in parts[0].timings}
     return Separation(torch.cat([p.masks for p in parts]), torch.cat([p.background for p in parts]), hints,
                       sum(p.iterations for p in parts), parts[-1].best_iteration, time.perf_counter() - start,
