@@ -162,3 +162,33 @@ def test_pick_outside_the_frame_is_refused():
     masks, to_first = two_objects()
     with pytest.raises(InputError, match="outside the frame"):
         pick_object(masks, to_first, (500.0, 3.0), (192, 128))
+
+
+def test_the_fill_follows_the_scenes_depth():
+    """Two depth planes past a camera that translates: the far one (the top 60%) slides
+    1 px a frame, the near one 3 px. The camera's path is the far plane's; an object
+    crossing the near plane leaves a hole that the homography alone fills 2 px a frame
+    off. With the scene's depth (parallax=True) the fill is the near plane, as it is."""
+    image = cv2.cvtColor(cv2.imread(str(IMAGE), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    w, h = SIZE
+    count, split = 12, int(0.6 * h)
+    near_texture = np.ascontiguousarray(image[::-1, :, ::-1])
+    empty = np.stack([image[20:20 + h, t:t + w] for t in range(count)])
+    for t in range(count):
+        empty[t, split:] = near_texture[split:h, 3 * t:3 * t + w]
+    frames, holes = empty.copy(), np.zeros(empty.shape[:3], bool)
+    for t in range(count):  # a grey object crossing the near plane
+        x = 20 + 16 * t
+        frames[t, split + 10:split + 50, x:x + 40] = 128
+        holes[t, split + 6:split + 54, x - 4:x + 44] = True
+    to_first = np.stack([np.array([[1, 0, t], [0, 1, 0], [0, 0, 1]], np.float64) for t in range(count)])
+    scores = {}
+    for parallax in (False, True):
+        renderer = PlateRenderer(CameraPath(to_first), None, lambda t: np.zeros((h, w, 3)), parallax=parallax)
+        t = count // 2
+        filled = renderer.fill(t, lambda k: frames[k], lambda k: holes[k], range(count))
+        scores[parallax] = psnr(filled[holes[t]], empty[t][holes[t]])
+        assert np.array_equal(filled[~holes[t]], frames[t][~holes[t]].astype(np.float32))
+    # measured: 25.4 dB with the depth, 15.6 without (the flow, at half size, blurs the
+    # planes' edge just above the hole)
+    assert scores[True] > 23 and scores[True] > scores[False] + 8

@@ -128,8 +128,10 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
                               info.num_frames)
         settings = PlateSettings()
         near = Lookahead(masked_frames(frames, separation, device, settings), plate_reach(size, settings))
+        # a clip with cuts follows the depth in every shot if any shot has it (the hints of
+        # the shots are joined into one)
         renderers = [PlateRenderer(CameraPath(path.to_first[a:b]), plate, background_layer(separation, a, size),
-                                   settings) for (a, b), plate in zip(shots, plates)]
+                                   settings, separation.hints.parallax) for (a, b), plate in zip(shots, plates)]
         for t in near:
             frame, mask, _ = near.get(t)
             shot = next(i for i, (a, b) in enumerate(shots) if a <= t < b)

@@ -14,6 +14,14 @@ the hole the input is left as it is. (Measured alternatives, benchmarks/notes/fg
 "The clean plate": refining each source's alignment by optical flow, a median
 consensus, a per-pixel weighting and keeping the input where it agrees with the
 fill all scored lower, the same, or cost more.)
+
+A scene with depth (the motion hints' `parallax`) is not one homography: there each
+source, aligned by the homography, is moved onto frame t by the optical flow left
+between them, measured where both show the background and carried smoothly into the
+hole (the flow inside it would follow the foreground). On goat-shaped holes placed over
+goat's real background this takes the fill from 27.9 to 28.8 dB (benchmarks/notes/fgbg.md,
+"The clean plate with depth"); on flat scenes, where it was tried without the carrying
+into the hole, it lost 1.6 dB, so they keep the homography alone.
 """
 from __future__ import annotations
 
@@ -166,8 +174,10 @@ class PlateRenderer:
     background where nothing else reaches (H x W x 3 float32, 0-255)."""
 
     def __init__(self, path: CameraPath, plate: Plate | None, last_resort: Callable[[int], np.ndarray],
-                 settings: PlateSettings = PlateSettings()):
+                 settings: PlateSettings = PlateSettings(), parallax: bool = False):
         self.path, self.plate, self.last_resort, self.settings = path, plate, last_resort, settings
+        self.parallax = parallax
+        self.flow = _flow_estimator() if parallax else None
 
     def fill(self, t: int, frames: Callable[[int], np.ndarray], holes: Callable[[int], np.ndarray],
              available: range) -> np.ndarray:
@@ -195,6 +205,8 @@ class PlateRenderer:
             source, seen = self._aligned(k, t, frames(k), holes(k), box)
             if not (seen & crop_hole).any():
                 continue  # sees none of the hole: costs a warp, not a try
+            if self.parallax:
+                source, seen = self._follow_depth(source, seen, target, crop_hole)
             tried += 1
             take = crop_hole & seen & (count < s.samples)
             if not take.any():
@@ -226,6 +238,25 @@ class PlateRenderer:
         warped = cv2.warpPerspective(source, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return warped.astype(np.float32), seen
 
+    def _follow_depth(self, source: np.ndarray, seen: np.ndarray, target: np.ndarray, crop_hole: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """A source aligned by the homography, moved onto the target by the flow left
+        between them (the scene's depth): measured where both show the background, and
+        carried smoothly into the hole, where the flow would follow the foreground."""
+        scale = FLOW_SCALE
+        small = lambda image: cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        gray = lambda image: cv2.cvtColor(np.clip(small(image), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        flow = self.flow.calc(gray(target), gray(source), None)
+        both = cv2.resize((seen & ~crop_hole).astype(np.uint8), flow.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        both = cv2.erode(both, _disk(2)) > 0
+        flow = cv2.resize(_fill_in(flow, both), source.shape[1::-1], interpolation=cv2.INTER_LINEAR) / scale
+        h, w = source.shape[:2]
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        mx, my = xs + flow[..., 0], ys + flow[..., 1]
+        moved = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved_seen = cv2.remap(seen.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+        return moved, moved_seen
+
     def _elsewhere(self, t: int, box) -> np.ndarray:
         """Frame t's crop `box` from the shot's plate, and where it has nothing, the last resort."""
         x0, y0, x1, y1 = box
@@ -234,6 +265,33 @@ class PlateRenderer:
             return back
         colour, seen = self.plate.view(self.path.to_first[t], box)
         return np.where(seen[..., None], colour, back)
+
+
+FLOW_SCALE = 0.5  # the depth's flow is smooth: measured at half size
+
+
+def _flow_estimator() -> cv2.DISOpticalFlow:
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def _fill_in(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The flow where `known`, and elsewhere a smooth continuation of it (normalised
+    convolution at growing scales, the nearest known flow weighing most)."""
+    if known.all() or not known.any():
+        return flow
+    out = flow.copy()
+    weight = known.astype(np.float32)
+    missing = ~known
+    for sigma in (2, 8, 32, 128):
+        spread = cv2.GaussianBlur(flow * weight[..., None], (0, 0), sigma)
+        norm = cv2.GaussianBlur(weight, (0, 0), sigma)
+        reached = missing & (norm > 1e-3)
+        out[reached] = spread[reached] / norm[reached][:, None]
+        missing &= ~reached
+        if not missing.any():
+            break
+    out[missing] = 0
+    return out
 
 
 class Lookahead:
