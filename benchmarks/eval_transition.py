@@ -26,7 +26,9 @@ read back from shot_a.mp4 and shot_b.mp4 and alpha from alpha.csv.
 
 Per clip: PSNR of each recovered shot against the truth, over the frames where
 0.05 < alpha_t < 0.95 (in a dip: where that shot's weight is; one PSNR over
-all those frames' pixels, at the clip's size); the same for the trivial
+all those frames' pixels, at the clip's size), the mean of those frames' own
+PSNRs, and the pooled PSNR over the frames where the shot's weight is between 0.2
+and 0.8; the same for the trivial
 answer (the input as both shots) and for the best the working size allows
 (the true shots shrunk to it and enlarged again, then corrected with the true
 alpha as `transition` corrects its own: what perfect shots at that size would
@@ -120,6 +122,18 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
 
 
+def shot_scores(got: np.ndarray, truth: np.ndarray, weight: np.ndarray) -> dict:
+    """A recovered shot against the truth (T x h x w x 3 uint8), given the shot's weight
+    in each frame: the pooled PSNR over the frames where 0.05 < weight < 0.95, the mean
+    of those frames' own PSNRs, and the pooled PSNR over the frames where
+    0.2 <= weight <= 0.8 (the heart of the dissolve; None if there are none)."""
+    mixed = (weight > 0.05) & (weight < 0.95)
+    middle = (weight >= 0.2) & (weight <= 0.8)
+    return dict(pooled=psnr(got[mixed], truth[mixed]),
+                frame_mean=float(np.mean([psnr(got[t], truth[t]) for t in np.nonzero(mixed)[0]])),
+                middle=psnr(got[middle], truth[middle]) if middle.any() else None)
+
+
 def working_size_ceiling(a8: np.ndarray, b8: np.ndarray, mixed8: np.ndarray, splits: list,
                          frames: np.ndarray, max_side: int) -> tuple[float, float]:
     """PSNR of perfect shots at the working size, on `frames` (see the module's doc);
@@ -185,9 +199,12 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     per_frame = [dict(frame=int(t), alpha=float(alpha[t]), beta=float(beta[t]),
                       a=psnr(got_a[t], a8[t]) if mixed_a[t] else None, b=psnr(got_b[t], b8[t]) if mixed_b[t] else None)
                  for t in np.nonzero(mixed_a | mixed_b)[0]]
+    score_a, score_b = shot_scores(got_a, a8, alpha), shot_scores(got_b, b8, beta)
     return dict(frames=num_frames, size=f"{a8.shape[2]}x{a8.shape[1]}", mixed_frames=int((mixed_a | mixed_b).sum()),
                 single_shot_frames_found=f"{int(found.sum())}/{int(pure.sum())}",
-                psnr_a=psnr(got_a[mixed_a], a8[mixed_a]), psnr_b=psnr(got_b[mixed_b], b8[mixed_b]),
+                psnr_a=score_a["pooled"], psnr_b=score_b["pooled"],
+                frame_mean_a=score_a["frame_mean"], frame_mean_b=score_b["frame_mean"],
+                middle_a=score_a["middle"], middle_b=score_b["middle"],
                 trivial_a=psnr(mixed8[mixed_a], a8[mixed_a]), trivial_b=psnr(mixed8[mixed_b], b8[mixed_b]),
                 ceiling_a=ceiling_a, ceiling_b=ceiling_b, **extra,
                 alpha_mae=float(np.abs(got_alpha - alpha).mean()),
@@ -239,7 +256,8 @@ def main() -> None:
             if args.json:  # after every clip, so that a run cut short keeps what it measured
                 write_json(args, rows)
             print(f"{pair:<24}{shape:<7} A {row['psnr_a']:6.2f} dB  B {row['psnr_b']:6.2f} dB  "
-                  f"(trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
+                  f"(per frame {row['frame_mean_a']:5.2f} / {row['frame_mean_b']:5.2f}; "
+                  f"trivial {row['trivial_a']:5.2f} / {row['trivial_b']:5.2f}, best {row['ceiling_a']:5.2f} / "
                   f"{row['ceiling_b']:5.2f})  alpha MAE {row['alpha_mae']:.4f} "
                   f"(classic {row['alpha_mae_classic']:.4f})"
                   + (f" beta MAE {row['beta_mae']:.4f}" if "beta_mae" in row else "")
@@ -251,17 +269,28 @@ def main() -> None:
                       + "\n                        B " + profile(row["per_frame"], "beta", "b"), flush=True)
     print(f"\ntransition at --max-side {rows[0]['max_side']} --iters {rows[0]['max_iters']} on {rows[0]['device']}, "
           f"{rows[0]['frames']} frames at {rows[0]['size']}; PSNR over frames with 0.05 < alpha < 0.95")
-    columns = [("A dB", "psnr_a", ".2f"), ("B dB", "psnr_b", ".2f"), ("triv A", "trivial_a", ".2f"),
+    columns = [("A dB", "psnr_a", ".2f"), ("B dB", "psnr_b", ".2f"), ("frm A", "frame_mean_a", ".2f"),
+               ("frm B", "frame_mean_b", ".2f"), ("mid A", "middle_a", ".2f"), ("mid B", "middle_b", ".2f"),
+               ("triv A", "trivial_a", ".2f"),
                ("triv B", "trivial_b", ".2f"), ("best A", "ceiling_a", ".2f"), ("best B", "ceiling_b", ".2f"),
                ("a MAE", "alpha_mae", ".4f"), ("s", "seconds", ".1f")]
     print(f"{'clip':<31}" + "".join(f"{title:>8}" for title, _, _ in columns))
+    cell = lambda value, fmt: f"{value:>8{fmt}}" if value is not None else f"{'-':>8}"
     for r in rows:
-        print(f"{r['pair'] + ' ' + r['shape']:<31}" + "".join(f"{r[key]:>8{fmt}}" for _, key, fmt in columns))
-    means = {key: float(np.mean([r[key] for r in rows])) for _, key, _ in columns}
-    print(f"{'mean':<31}" + "".join(f"{means[key]:>8{fmt}}" for _, key, fmt in columns))
-    print("(triv: the input as both shots; best: perfect shots at the working size, see the doc)")
+        print(f"{r['pair'] + ' ' + r['shape']:<31}" + "".join(cell(r[key], fmt) for _, key, fmt in columns))
+    means = {key: _mean([r[key] for r in rows]) for _, key, _ in columns}
+    print(f"{'mean':<31}" + "".join(cell(means[key], fmt) for _, key, fmt in columns))
+    print("(A dB, B dB: pooled over the frames with 0.05 < weight < 0.95; frm: the mean of those frames' own\n"
+          " PSNR; mid: pooled over the frames with 0.2 <= weight <= 0.8; triv: the input as both shots;\n"
+          " best: perfect shots at the working size, see the doc)")
     if args.json:
         write_json(args, rows, means)
+
+
+def _mean(values: list) -> float | None:
+    """The mean of the values given (None: a clip without such frames)."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
 
 
 def profile(per_frame: list[dict], weight: str, key: str) -> str:

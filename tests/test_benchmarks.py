@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import baselines, bound_transition, eval_classic_alpha
+from benchmarks import baselines, eval_classic_alpha, oracle_flow_transition
 from benchmarks.metrics import mean_jaccard
 from benchmarks.overrides import option_overrides
 from ddip_video.tasks.fgbg.options import FgbgOptions
@@ -29,17 +29,17 @@ def still_shot(path: Path, frames: int) -> torch.Tensor:
     return first.repeat(frames, 1, 1, 1)
 
 
-def test_bound_recovers_still_shots_from_their_flow(sample_clip, second_clip):
+def test_oracle_flow_recovers_still_shots_from_their_flow(sample_clip, second_clip):
     """Two still shots dissolved: with no motion, frames of different alpha
-    pin both shots down, and the bound must find them; without the temporal
+    pin both shots down, and the oracle-flow solver must find them; without the temporal
     term each frame is a separate, ambiguous unmixing. (Measured at 400 steps:
     78.2 / 78.4 dB with it, 17.2 / 17.2 without; 39.4 with it at 200 steps.)"""
     shot_a = still_shot(sample_clip, 6)
     shot_b = still_shot(second_clip, 6)
     args = Namespace(steps=400, temporal=1.0, tv=0.0, exclusion=0.0)
-    with_motion = bound_transition.bound_clip(shot_a, shot_b, "whole", args)
+    with_motion = oracle_flow_transition.solve_clip(shot_a, shot_b, "whole", args)
     args.temporal = 0.0
-    without = bound_transition.bound_clip(shot_a, shot_b, "whole", args)
+    without = oracle_flow_transition.solve_clip(shot_a, shot_b, "whole", args)
     assert min(with_motion["psnr_a"], with_motion["psnr_b"]) > 35
     assert max(without["psnr_a"], without["psnr_b"]) < 30
     assert [p["frame"] for p in with_motion["per_frame"]] == [1, 2, 3, 4]
@@ -103,3 +103,19 @@ def test_eval_transition_rows_are_json(sample_clip, second_clip, tmp_path):
     row = eval_transition.evaluate_clip(still_shot(sample_clip, 8), still_shot(second_clip, 8), "whole", opts,
                                         tmp_path)
     assert json.loads(json.dumps(row))["kind"] == row["kind"] and isinstance(row["kind"], str)
+
+
+def test_shot_scores_pool_average_and_take_the_middle():
+    """eval_transition's three figures per shot: pooled over the mixed frames, the mean of
+    per-frame PSNRs, and pooled over the frames weighted 0.2 to 0.8."""
+    from benchmarks.eval_transition import psnr, shot_scores
+    truth = np.full((5, 4, 4, 3), 100, np.uint8)
+    got = truth.copy()
+    got[1] += 10  # off by 10 everywhere: 28.13 dB
+    got[3] += 1   # off by 1: 48.13 dB
+    weight = np.array([1.0, 0.9, 0.5, 0.1, 0.0])  # frames 1-3 mixed, frame 2 the middle
+    scores = shot_scores(got, truth, weight)
+    assert scores["pooled"] == pytest.approx(10 * np.log10(255 ** 2 / ((100 + 0 + 1) / 3)))
+    assert scores["frame_mean"] == pytest.approx((psnr(got[1], truth[1]) + 100 + psnr(got[3], truth[3])) / 3)
+    assert scores["middle"] == 100  # frame 2 is exact (capped at 100 dB)
+    assert shot_scores(got, truth, np.array([1.0, 0.95, 0.9, 0.1, 0.0]))["middle"] is None

@@ -1,6 +1,6 @@
-"""How far knowing each shot's motion could take `transition`: an oracle bound.
+"""An oracle-flow baseline for `transition`: both shots solved for with the true motion.
 
-    python -m benchmarks.bound_transition DATA_DIR [--side N] [--frames N] [--pairs A:B ...]
+    python -m benchmarks.oracle_flow_transition DATA_DIR [--side N] [--frames N] [--pairs A:B ...]
         [--shapes whole middle] [--steps N] [--temporal W] [--tv W] [--exclusion W] [--json F]
 
 The dissolves of eval_transition.py (same pairs, shapes and 8-bit mixing), made at
@@ -16,8 +16,12 @@ shot's flow (L1, weight --temporal), and two image priors: total variation
 
 Printed per clip: PSNR of each shot over the frames with 0.05 < alpha < 0.95
 (as eval_transition.py scores them), and per frame for every third such frame.
-This is not a method (the flow of a shot cannot be measured on the mix as it
-is here on the clean shot): it bounds what temporal coupling can add.
+
+What it is: one solver, with hand-picked priors, handed the true alpha and flow. It is
+not a bound on what the information allows: under its own objective the true shots can
+score worse than its solution, and other uses of the same true flow (a per-pixel fusion
+along it, with occlusion checks, both ways) score higher (benchmarks/notes/transition.md).
+A baseline to compare methods with, not a ceiling.
 """
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ def solve(mixed: torch.Tensor, alpha: np.ndarray, grids: tuple[torch.Tensor, tor
     return tuple(shot.detach().clamp(0, 1) for shot in shots)
 
 
-def bound_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, args) -> dict:
+def solve_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, args) -> dict:
     alpha, beta = shot_weights(len(shot_a), shape)
     a8, b8 = frames_to_uint8(shot_a), frames_to_uint8(shot_b)
     mixed = torch.from_numpy(mix_8bit(a8, b8, alpha, beta)).permute(0, 3, 1, 2).float() / 255
@@ -106,7 +110,7 @@ def main() -> None:
         shots = [load_sequence(args.data_dir / name / "frames", args.frames, args.side) for name in pair.split(":")]
         count = min(map(len, shots))
         for shape in args.shapes:
-            row = dict(pair=pair, shape=shape, **bound_clip(shots[0][:count], shots[1][:count], shape, args))
+            row = dict(pair=pair, shape=shape, **solve_clip(shots[0][:count], shots[1][:count], shape, args))
             rows.append(row)
             profile = " ".join(f"{p['alpha']:.2f}:{p['a']:.1f}/{p['b']:.1f}" for p in row["per_frame"][::3])
             print(f"{pair:<24}{shape:<7} A {row['psnr_a']:6.2f} dB  B {row['psnr_b']:6.2f} dB   "
