@@ -354,11 +354,11 @@ def test_sampson_distance_matches_the_float64_formula():
 
 
 def test_chained_flows_follow_each_step():
-    from ddip_video.analysis.parallax import _grid, chained_flows
+    from ddip_video.analysis.flow import chained_flows, pixel_grid
     h, w = 20, 30
     steps = [np.full((h, w, 2), (1.0, 0.5), np.float32), np.full((h, w, 2), (2.0, -1.0), np.float32),
              np.full((h, w, 2), (0.0, 3.0), np.float32)]
-    chained = chained_flows(steps, [1, 3, 5], _grid(h, w))
+    chained = chained_flows(steps, [1, 3, 5], pixel_grid(h, w))
     assert sorted(chained) == [1, 3]  # longer than the steps: left out
     assert np.allclose(chained[1][5, 5], (1.0, 0.5))
     assert np.allclose(chained[3][5, 5], (3.0, 2.5))

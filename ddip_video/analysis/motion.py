@@ -46,6 +46,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .flow import fb_error, pixel_grid
 from .parallax import epipolar_residuals, scene_has_parallax
 
 
@@ -128,11 +129,6 @@ def _dis() -> cv2.DISOpticalFlow:
     return dis
 
 
-def _pixel_grid(h: int, w: int) -> np.ndarray:
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    return np.stack([xs, ys], axis=-1)
-
-
 def _no_tick() -> None:
     pass
 
@@ -155,23 +151,10 @@ def dense_flows(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> 
     return forward, backward
 
 
-def _sample(image: np.ndarray, coords: np.ndarray, border_value: float = np.nan) -> np.ndarray:
-    return cv2.remap(
-        image, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=border_value,
-    )
-
-
 def _lands_inside(flow: np.ndarray, grid: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     target = grid + flow
     return (target[..., 0] >= 0) & (target[..., 0] <= w - 1) & (target[..., 1] >= 0) & (target[..., 1] <= h - 1)
-
-
-def _fb_error(flow: np.ndarray, flow_back: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """How far a pixel lands from where it started after following flow and then flow_back."""
-    back = _sample(flow_back, grid + flow)
-    return np.linalg.norm(flow + back, axis=-1)  # NaN where the flow leaves the frame
 
 
 def _fit_homography(flow: np.ndarray, reliable: np.ndarray) -> np.ndarray:
@@ -211,12 +194,12 @@ class FramePairs:
 
 def _frame_pairs(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> FramePairs:
     forward, backward = dense_flows(gray, tick)
-    grid = _pixel_grid(*gray[0].shape)
+    grid = pixel_grid(*gray[0].shape)
     h_forward, h_backward = [], []
     for fwd, bwd in zip(forward, backward):
         with np.errstate(invalid="ignore"):
-            h_forward.append(_fit_homography(fwd, _fb_error(fwd, bwd, grid) < FLOW_FB_TOLERANCE))
-            h_backward.append(_fit_homography(bwd, _fb_error(bwd, fwd, grid) < FLOW_FB_TOLERANCE))
+            h_forward.append(_fit_homography(fwd, fb_error(fwd, bwd, grid) < FLOW_FB_TOLERANCE))
+            h_backward.append(_fit_homography(bwd, fb_error(bwd, fwd, grid) < FLOW_FB_TOLERANCE))
     return FramePairs(forward, backward, h_forward, h_backward)
 
 
@@ -278,7 +261,7 @@ def camera_motion(frames: np.ndarray) -> np.ndarray:
 
 def motion_ratios(pairs: FramePairs, shape: tuple[int, int]) -> np.ndarray:
     """T x h x w: residual flow over the frame's median residual."""
-    grid = _pixel_grid(*shape)
+    grid = pixel_grid(*shape)
     count = len(pairs.forward) + 1
     ratios = np.empty((count,) + shape, np.float32)
     for t in range(count):

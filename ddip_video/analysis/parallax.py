@@ -25,6 +25,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from .flow import chained_flows, fb_error, pixel_grid
+
 PARALLAX_SPAN = 4  # frames between the two views of each fitted F
 PARALLAX_CHECKS = 8  # frame pairs, spread over the clip, that decide whether it has parallax
 EPIPOLAR_THRESHOLD = 0.5  # px: Sampson distance of a static point (fit and inlier count)
@@ -36,24 +38,6 @@ OCCLUSION_TOLERANCE = 0.5  # px per frame of span: beyond, a pixel seen one way 
 COORDINATE_SCALE = 512.0  # px: coordinates are divided by this for the distance's float32 arithmetic
 GRID_STEP = 4  # px between flow samples fed to RANSAC
 MIN_POINTS = 16
-
-
-def chained_flows(steps: Sequence[np.ndarray], spans: Sequence[int], grid: np.ndarray) -> dict[int, np.ndarray]:
-    """The flow across `span` frames for each span, chained from the neighbouring frames'
-    flows `steps` (each read where the previous ones led; NaN once a pixel leaves the
-    frame); spans longer than the steps are left out."""
-    chained, total = {}, None
-    for n, step in enumerate(steps[: max(spans)], start=1):
-        if total is None:
-            total = step.copy()
-        else:
-            total += cv2.remap(
-                step, grid[..., 0] + total[..., 0], grid[..., 1] + total[..., 1], cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT, borderValue=(np.nan,) * 4,
-            )
-        if n in spans:
-            chained[n] = total.copy()
-    return chained
 
 
 def sampson_distance(fundamental: np.ndarray, points: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -104,20 +88,22 @@ def fit_fundamental(flow: np.ndarray) -> np.ndarray | None:
     return _fit(*_samples(flow))
 
 
-def _comes_back(there: np.ndarray, back: np.ndarray, grid: np.ndarray, tolerance: float = FB_TOLERANCE) -> np.ndarray:
-    """Where following the flow `there` and then `back` returns within FB_TOLERANCE:
-    not occluded in between, and no flow error."""
-    with np.errstate(invalid="ignore"):
-        returned = cv2.remap(back, grid[..., 0] + there[..., 0], grid[..., 1] + there[..., 1], cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(np.nan,) * 4)
-        return np.linalg.norm(there + returned, axis=-1) < tolerance  # NaN compares False
+def _span_ahead(forward: np.ndarray, t: int, span: int, grid: np.ndarray) -> np.ndarray:
+    """The flow frame t -> t+span, chained (forward[t]: t -> t+1)."""
+    return chained_flows(forward[t : t + span], [span], grid)[span]
+
+
+def _span_back(backward: np.ndarray, t: int, span: int, grid: np.ndarray) -> np.ndarray:
+    """The flow frame t+span -> t, chained (backward[t]: t+1 -> t)."""
+    return chained_flows(backward[t : t + span][::-1], [span], grid)[span]
 
 
 def _explained_shares(there: np.ndarray, back: np.ndarray, grid: np.ndarray) -> tuple[float, float] | None:
     """Shares of the flow `there` that a fitted F and a fitted homography explain, over
     its samples that the flow `back` returns to within FB_TOLERANCE (occlusions and flow
     errors would count against both models, and blur the difference between them)."""
-    points, targets = _samples(there, _comes_back(there, back, grid))
+    with np.errstate(invalid="ignore"):
+        points, targets = _samples(there, fb_error(there, back, grid) < FB_TOLERANCE)  # NaN compares False
     fundamental = _fit(points, targets)
     if fundamental is None:
         return None
@@ -138,13 +124,12 @@ def scene_has_parallax(forward: np.ndarray, backward: np.ndarray) -> bool:
     backward[t]: t+1 -> t."""
     count = len(forward) + 1
     span = min(PARALLAX_SPAN, count - 1)
-    grid = _grid(*forward.shape[1:3])
+    grid = pixel_grid(*forward.shape[1:3])
     starts = np.unique(np.linspace(0, count - 1 - span, PARALLAX_CHECKS).round().astype(int))
     shares = []
     for t in starts:
-        there = chained_flows(forward[t : t + span], [span], grid)[span]
-        back = chained_flows(backward[t : t + span][::-1], [span], grid)[span]
-        if (explained := _explained_shares(there, back, grid)) is not None:
+        explained = _explained_shares(_span_ahead(forward, t, span, grid), _span_back(backward, t, span, grid), grid)
+        if explained is not None:
             shares.append(explained)
     if not shares:
         return False
@@ -166,8 +151,8 @@ def epipolar_residuals(forward: np.ndarray, backward: np.ndarray, spans: Sequenc
     reads it transposed."""
     count = len(forward) + 1
     spans = sorted({min(span, count - 1) for span in spans})
-    grid = _grid(*forward.shape[1:3])
-    ahead_fits: dict[tuple[int, int], np.ndarray | None] = {}
+    grid = pixel_grid(*forward.shape[1:3])
+    ahead_fits: dict[tuple[int, int], np.ndarray] = {}
     for t in range(count):
         ahead = chained_flows(forward[t:], spans, grid)
         behind = chained_flows(backward[t - 1 :: -1] if t > 0 else backward[:0], spans, grid)
@@ -179,16 +164,10 @@ def epipolar_residuals(forward: np.ndarray, backward: np.ndarray, spans: Sequenc
                 np.fmin(residual, sampson_distance(fundamental, grid, grid + ahead[span]), out=residual)
             if span in behind and (fundamental := ahead_fits.pop((t - span, span), None)) is not None:
                 np.fmin(residual, sampson_distance(fundamental.T, grid, grid + behind[span]), out=residual)
-            if (span in ahead) != (span in behind):  # one view only
-                if span in ahead:
-                    seen = _comes_back(ahead[span], chained_flows(backward[t : t + span][::-1], [span], grid)[span], grid, OCCLUSION_TOLERANCE * span)
-                else:
-                    seen = _comes_back(behind[span], chained_flows(forward[t - span : t], [span], grid)[span], grid, OCCLUSION_TOLERANCE * span)
-                residual[~seen] = np.nan
+            if (span in ahead) != (span in behind):  # one view only: keep what comes back
+                there, back = ((ahead[span], _span_back(backward, t, span, grid)) if span in ahead
+                               else (behind[span], _span_ahead(forward, t - span, span, grid)))
+                with np.errstate(invalid="ignore"):
+                    residual[~(fb_error(there, back, grid) < OCCLUSION_TOLERANCE * span)] = np.nan
             residuals.append(residual)
         yield residuals
-
-
-def _grid(h: int, w: int) -> np.ndarray:
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    return np.stack([xs, ys], axis=-1)
