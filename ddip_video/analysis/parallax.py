@@ -76,7 +76,10 @@ def _samples(flow: np.ndarray, reliable: np.ndarray | None = None) -> tuple[np.n
 def _fit(points: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
     if len(points) < MIN_POINTS:
         return None
-    fundamental, _ = cv2.findFundamentalMat(points, targets, cv2.USAC_MAGSAC, EPIPOLAR_THRESHOLD, 0.999, 5000)
+    try:
+        fundamental, _ = cv2.findFundamentalMat(points, targets, cv2.USAC_MAGSAC, EPIPOLAR_THRESHOLD, 0.999, 5000)
+    except cv2.error:  # MAGSAC asserts where its samples admit no model (seen on a 96x54 clip)
+        return None
     if fundamental is None or fundamental.shape != (3, 3) or not np.all(np.isfinite(fundamental)):
         return None
     return fundamental
