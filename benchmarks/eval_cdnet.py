@@ -1,24 +1,54 @@
 """CDnet F-measure of `ddip-video fgbg`, of its hints alone, and of OpenCV's
-MOG2 and KNN, on one CDnet folder (like ../shared/data/cdnet2014/highway).
+MOG2 and KNN, on one CDnet folder (like ../shared/data/cdnet2014/highway, or
+highway-long: the whole sequence as one video).
 
-    python -m benchmarks.eval_cdnet FOLDER [--max-side N] [--device D] [--iters N]
+    python -m benchmarks.eval_cdnet FOLDER [--max-side N] [--device D] [--iters N] [--no-baselines]
 
-fgbg runs through the CLI's code path on FOLDER/input; the F-measure counts
+fgbg runs through the CLI's code path on FOLDER/input (a folder of in*.jpg, or
+input.mp4 whose frame k is the sequence's frame k + 1); the F-measure counts
 the frames of temporalROI.txt inside ROI.bmp and ignores the pixels the
-ground truth marks 50 (shadow), 85 (outside) and 170 (unknown).
+ground truth marks 50 (shadow), 85 (outside) and 170 (unknown). Also printed:
+fgbg's seconds by phase and a frame, and, for a clip separated in segments, the
+mean change of the mask between neighbouring frames at the seams (the pairs
+within a segments' overlap or at its edges) against elsewhere.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 
 from benchmarks.baselines import METHODS
 from benchmarks.data import enlarge, read_gray, read_rgb, run_timed, shrink
 from benchmarks.eval_davis import run_fgbg_masks
 from benchmarks.metrics import cdnet_f_measure
+from ddip_video.segments import plan_segments
 from ddip_video.tasks.fgbg.options import FgbgOptions
 from ddip_video.tasks.fgbg.separate import HINT_SIDE
+from ddip_video.video import iter_frames
+
+
+def clip_input(folder: Path) -> tuple[Path, list[int]]:
+    """The input fgbg reads and the sequence's frame number of each of its frames."""
+    if (folder / "input.mp4").exists():
+        count = sum(1 for _ in iter_frames(folder / "input.mp4"))
+        return folder / "input.mp4", list(range(1, count + 1))
+    inputs = sorted((folder / "input").glob("in*.jpg"))
+    return folder / "input", [int(p.stem[2:]) for p in inputs]
+
+
+def seam_change(masks: list[np.ndarray], cuts: list[int]) -> tuple[float, float]:
+    """The mean absolute change of the (binary) mask from each frame to the next, over
+    the pairs at the seams of fgbg's segments and over the others."""
+    plan = plan_segments(len(masks), cuts)
+    at_seam = np.zeros(len(masks) - 1, bool)
+    for segment in plan:
+        if segment.overlap:
+            at_seam[max(0, segment.first - 1):segment.first + segment.overlap] = True
+    change = np.array([np.mean(a != b) for a, b in zip(masks, masks[1:])])
+    return (float(change[at_seam].mean()) if at_seam.any() else float("nan"),
+            float(change[~at_seam].mean()))
 
 
 def main() -> None:
@@ -27,30 +57,38 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=None, help="default: fgbg's for the device")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--iters", type=int, default=None, help="default: fgbg's for the device")
+    parser.add_argument("--no-baselines", action="store_true", help="fgbg alone (not MOG2 and KNN)")
     args = parser.parse_args()
-    inputs = sorted((args.folder / "input").glob("in*.jpg"))
+    source, numbers = clip_input(args.folder)
     first, last = (int(v) for v in (args.folder / "temporalROI.txt").read_text().split()[:2])
-    number = lambda p: int(p.stem[2:])
-    keep = [i for i, p in enumerate(inputs) if first <= number(p) <= last]
-    truth = [read_gray(args.folder / "groundtruth" / f"gt{number(inputs[i]):06d}.png") for i in keep]
+    keep = [i for i, n in enumerate(numbers) if first <= n <= last]
+    truth = [read_gray(args.folder / "groundtruth" / f"gt{numbers[i]:06d}.png") for i in keep]
     roi = read_gray(args.folder / "ROI.bmp") > 0
     h, w = truth[0].shape
     opts = FgbgOptions(device=args.device, max_side=args.max_side, iters=args.iters, mask_png=True, progress=False)
-    masks, hint_masks, result, seconds = run_fgbg_masks(args.folder / "input", opts)
+    masks, hint_masks, result, seconds = run_fgbg_masks(source, opts)
+    sep = result.separation
     scores = {"fgbg": (cdnet_f_measure([masks[i] for i in keep], truth, roi), seconds)}
-    hints = enlarge(hint_masks, h, w)
-    scores["hints"] = (cdnet_f_measure([hints[i] for i in keep], truth, roi), result.separation.timings["hints"])
-    frames = shrink([read_rgb(p) for p in inputs], HINT_SIDE)
-    for name in ("MOG2", "KNN"):
-        found, secs = run_timed(METHODS[name], frames)
-        found = enlarge(found, h, w)
-        scores[name] = (cdnet_f_measure([found[i] for i in keep], truth, roi), secs)
-    print(f"CDnet {args.folder.name}: {len(keep)} frames, fgbg at --max-side {result.separation.options.max_side} "
-          f"--iters {result.separation.options.iters} "
-          f"on {result.separation.device}")
+    if isinstance(hint_masks, np.ndarray):  # a long clip's hints were kept on disk, and are gone with the run
+        hints = enlarge(hint_masks, h, w)
+        scores["hints"] = (cdnet_f_measure([hints[i] for i in keep], truth, roi), sep.timings["hints"])
+    if not args.no_baselines:
+        frames = shrink([read_rgb(p) for p in sorted((args.folder / "input").glob("in*.jpg"))]
+                        if source.is_dir() else list(iter_frames(source)), HINT_SIDE)
+        for name in ("MOG2", "KNN"):
+            found, secs = run_timed(METHODS[name], frames)
+            found = enlarge(found, h, w)
+            scores[name] = (cdnet_f_measure([found[i] for i in keep], truth, roi), secs)
+    print(f"CDnet {args.folder.name}: {len(keep)} of {len(numbers)} frames scored, fgbg at --max-side "
+          f"{sep.options.max_side} --iters {sep.options.iters} on {sep.device}: {sep.segments} segments, "
+          f"{sep.iterations} iterations")
     print(f"{'method':<8}{'F':>8}{'precision':>11}{'recall':>8}{'seconds':>9}")
     for name, ((f, p, r), secs) in scores.items():
         print(f"{name:<8}{f:>8.3f}{p:>11.3f}{r:>8.3f}{secs:>9.1f}")
+    phases = ", ".join(f"{name} {value:.1f}" for name, value in sep.timings.items())
+    print(f"fgbg seconds by phase: {phases}; {seconds / len(numbers):.3f} s a frame in all")
+    at_seams, elsewhere = seam_change(masks, sep.cuts)
+    print(f"mask change between neighbouring frames: {at_seams:.5f} at the seams, {elsewhere:.5f} elsewhere")
 
 
 if __name__ == "__main__":

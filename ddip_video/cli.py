@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        print(f"ddip-video {args.command}: {how}; no output was written", file=sys.stderr)
+        kept = "".join(f"; {note}" for note in getattr(stop, "__notes__", ()))  # finished work kept for --resume
+        print(f"ddip-video {args.command}: {how}; no output was written{kept}", file=sys.stderr)
         return 128 + signum
     except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
         where = _out_of_memory(error)

@@ -69,12 +69,12 @@ class MemoryNeed:
         return self.base + self.per_frame * num_frames
 
 
-def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
-    """Reads the clip with its longer side at most read_side (default: max_side;
-    None reads the full size), after checking that the working size that
-    max_side gives keeps the pixels a side the nets need (smallest_side) and, given `memory`
-    (what the task needs for a clip), that the machine has that much."""
+def check_clip(path, max_side: int | None, fps=None, memory: Callable[[VideoInfo], MemoryNeed] | None = None,
+               frames_held: int | None = None) -> VideoInfo:
+    """The input described (probe), after checking that the working size that max_side
+    gives keeps the pixels a side the nets need (smallest_side) and, given `memory`
+    (what the task needs for a clip), that the machine has that much for `frames_held`
+    frames at a time (default: the whole clip)."""
     min_side = smallest_side()
     if max_side is not None and max_side < min_side:
         raise InputError(f"--max-side must be at least {min_side}, got {max_side}")
@@ -84,19 +84,33 @@ def load_working_clip(path, max_side: int | None, fps=None, read_side: int | Non
     except InputError as error:
         raise InputError(f"{info.path.name}: {error}") from None
     if memory is not None:
-        check_memory(info, memory(info))
+        check_memory(info, memory(info), frames_held=frames_held)
+    return info
+
+
+def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
+                      memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
+    """Reads the clip with its longer side at most read_side (default: max_side;
+    None reads the full size), after check_clip's checks."""
+    info = check_clip(path, max_side, fps, memory)
     frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps, info=info)
     return WorkingClip(frames, info)
 
 
-def check_memory(info: VideoInfo, need: MemoryNeed, available: float | None = None) -> None:
+def check_memory(info: VideoInfo, need: MemoryNeed, available: float | None = None,
+                 frames_held: int | None = None) -> None:
     """Raises InputError, before any work, when the clip needs more memory than
     is free (available: bytes; default available_memory()). Without this, Linux
-    kills the process without a word once memory runs out."""
+    kills the process without a word once memory runs out. frames_held: the frames
+    a task holds at a time where it streams a long clip in segments (default: all)."""
     available = available_memory() if available is None else available
-    needed = need.total(info.num_frames)
+    held = info.num_frames if frames_held is None else min(frames_held, info.num_frames)
+    needed = need.total(held)
     if available is None or needed <= available:
         return
+    if held < info.num_frames:  # the length is not the problem: a segment does not fit
+        raise InputError(f"{info.path.name}: a segment of {held} of its frames needs about {needed / 2**30:.1f} "
+                         f"GiB of memory and {available / 2**30:.1f} GiB is free")
     fits = max(1, int((available - need.base) // need.per_frame))
     raise InputError(f"{info.path.name}: its {info.num_frames} frames need about {needed / 2**30:.1f} GiB of "
                      f"memory and {available / 2**30:.1f} GiB is free; split the clip into parts of at most "

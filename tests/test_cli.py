@@ -283,7 +283,7 @@ def test_output_folder_is_checked_before_the_work(tmp_path, sample_clip, monkeyp
     import ddip_video.tasks.fgbg.outputs as fgbg
     import ddip_video.tasks.transition.outputs as transition
 
-    monkeypatch.setattr(fgbg, "load_working_clip", _no_work)
+    monkeypatch.setattr(fgbg, "check_clip", _no_work)  # fgbg reads its input segment by segment after this
     monkeypatch.setattr(transition, "load_working_clip", _no_work)
     target = tmp_path / "file"
     target.write_text("x")

@@ -32,6 +32,15 @@ def test_check_memory_refuses_only_what_does_not_fit(monkeypatch):
                                 "split the clip into parts of at most 307 frames")
 
 
+def test_a_task_that_streams_segments_is_refused_only_where_a_segment_does_not_fit():
+    need = MemoryNeed(base=1 * GIB, per_frame=10 * 2**20)
+    check_memory(clip_info(5000), need, available=4 * GIB, frames_held=150)  # 2.5 GiB at a time: fits
+    with pytest.raises(InputError) as error:
+        check_memory(clip_info(5000), need, available=2 * GIB, frames_held=150)
+    assert str(error.value) == ("clip.mp4: a segment of 150 of its frames needs about 2.5 GiB of memory and "
+                                "2.0 GiB is free")
+
+
 def test_the_tasks_needs_grow_with_the_frames_and_the_working_size():
     # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side
     # (benchmarks/notes/memory.md)

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from ddip_video.errors import InputError
 
@@ -32,19 +33,33 @@ class StagedOutputDir:
     the same moment take turns, so that it holds one run's outputs, not a mix.
     """
 
-    def __init__(self, outdir, input_path=None):
+    def __init__(self, outdir, input_path=None, resume: Callable[[Path], bool] | None = None):
+        """resume: given, the run picks up the staging folder an interrupted run left
+        in OUTDIR (its half-written outputs removed, its hidden working files kept)
+        for which resume(folder) is true, and refuses, with one line, to start
+        without one."""
         self.outdir = Path(outdir)
         self._input = Path(input_path) if input_path is not None else None
         self._check_outdir()
         self._created = not self.outdir.exists()
+        self.keep_for_resume = False  # set by a run once its working files can be picked up
         try:
             self.outdir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot create the output folder {self.outdir} ({error.strerror})") from None
+        try:
+            adopted = _adopt_staging(self.outdir, resume) if resume is not None else None
+        except InputError:
+            if self._created:
+                self.outdir.rmdir()
+            raise
         remove_abandoned_staging(self.outdir)
-        self._staging = self.outdir / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
         self._committed: list[Path] | None = None
         self._lock = None
+        if adopted is not None:
+            self._staging, self._lock = adopted
+            return
+        self._staging = self.outdir / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
         try:
             self._staging.mkdir()
             self._lock = _hold_lock(self._staging)
@@ -72,6 +87,13 @@ class StagedOutputDir:
         if self._input is not None and same_path(self.outdir / name, self._input):
             raise InputError(f"{self.outdir / name}: writing it would overwrite the input")
         return self._staging / name
+
+    def scratch(self, name: str) -> Path:
+        """A hidden folder for the run's own working files (never an output): inside the
+        staging folder, removed with it, or kept with it for --resume."""
+        folder = self._staging / f".{self.path(name).name}"
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def commit(self) -> list[Path]:
         """Move every staged item into the output folder, replacing same-named ones: all
@@ -120,9 +142,21 @@ class StagedOutputDir:
             except BaseException:
                 self.discard()
                 raise
+        elif self.keep_for_resume and self._committed is None:
+            self._keep_working_files()
+            exc.add_note(f"the finished work is kept in {self._staging}: the same command with --resume "
+                         "picks up from there")
         else:
             self.discard()
         return False
+
+    def _keep_working_files(self) -> None:
+        """Removes the staged outputs, keeps the hidden working files for --resume, and
+        lets go of the folder (a later run without --resume removes it as abandoned)."""
+        _remove_outputs(self._staging)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
 
 def _hold_lock(staging: Path) -> int | None:
@@ -156,6 +190,45 @@ def _folder_lock(folder: Path):
             os.close(descriptor)
 
 
+def _remove_outputs(staging: Path) -> None:
+    for item in staging.iterdir():
+        if not item.name.startswith("."):
+            remove_path(item)
+
+
+def _take_lock(folder: Path) -> int | None:
+    """The descriptor of a staging folder's lock, taken; None where its run lives (or it has none)."""
+    try:
+        descriptor = os.open(folder / _LOCK, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _adopt_staging(outdir: Path, matches: Callable[[Path], bool]) -> tuple[Path, int]:
+    """The staging folder of an interrupted run in outdir that `matches`, with its lock
+    held and its half-written outputs removed; InputError where there is none."""
+    other = False
+    for folder in sorted(outdir.glob(f"{STAGING_PREFIX}*")) if fcntl is not None else ():
+        descriptor = _take_lock(folder)
+        if descriptor is None:
+            continue
+        if matches(folder):
+            _remove_outputs(folder)
+            return folder, descriptor
+        other = True
+        os.close(descriptor)
+    if other:
+        raise InputError(f"--resume: the interrupted run in {outdir} was of another input or with other options "
+                         "(run without --resume to start over)")
+    raise InputError(f"--resume: {outdir} holds no interrupted run to pick up")
+
+
 def remove_abandoned_staging(outdir: Path) -> None:
     """Removes the staging folders in ``outdir`` whose run died without cleaning up: their
     lock can be taken. A live run's is held; one without a lock is left (its run is in
@@ -163,15 +236,10 @@ def remove_abandoned_staging(outdir: Path) -> None:
     if fcntl is None:
         return
     for folder in outdir.glob(f"{STAGING_PREFIX}*"):
-        try:
-            descriptor = os.open(folder / _LOCK, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        descriptor = _take_lock(folder)
+        if descriptor is None:
             continue  # held: a live run
-        else:
+        try:
             remove_path(folder)
         finally:
             os.close(descriptor)

@@ -110,7 +110,7 @@ def read_video(path, max_side=None, fps=None, info: VideoInfo | None = None) -> 
     count = 0
     for frame in iter_frames(path, fps):
         if count < info.num_frames:
-            _store_frame(frames[count], frame)
+            store_frame(frames[count], frame)
         count += 1
     if count != info.num_frames:
         raise InputError(f"{path}: the input changed while it was being read")
@@ -146,7 +146,7 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     )
 
 
-def _store_frame(target: torch.Tensor, frame: np.ndarray) -> None:
+def store_frame(target: torch.Tensor, frame: np.ndarray) -> None:
     """Write an H x W x 3 uint8 frame into a 3 x h x w float slot, resizing if needed."""
     chw = torch.from_numpy(frame).permute(2, 0, 1)
     if chw.shape == target.shape:

@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
                         help="one object of several that move: the one under the point X,Y (pixels) of the "
                              "first frame that shows a foreground, or the largest there (default: every "
                              "object that moves against the scene)")
+    parser.add_argument("--resume", action="store_true",
+                        help="pick up where an interrupted run into the same OUTDIR (same input and options) "
+                             "stopped: a long clip's finished segments are not run again")
 
 
 def _pick(text: str) -> str:
@@ -30,14 +33,18 @@ def _pick(text: str) -> str:
 def run(args, common: dict) -> int:
     from .outputs import run_fgbg
 
-    result = run_fgbg(args.input, args.output, FgbgOptions(**common, mask_png=args.mask_png, pick=args.pick))
+    opts = FgbgOptions(**common, mask_png=args.mask_png, pick=args.pick, resume=args.resume)
+    result = run_fgbg(args.input, args.output, opts)
     sep = result.separation
     frames = f"{result.num_frames} frame" + ("" if result.num_frames == 1 else "s")
     cuts = f"a cut at frame {sep.cuts[0]}" if len(sep.cuts) == 1 else f"cuts at frames {', '.join(map(str, sep.cuts))}"
-    work = (f"{len(sep.cuts) + 1} shots ({cuts}), {sep.iterations} iterations in all" if sep.cuts
-            else f"{sep.iterations} iterations")
+    parts = [f"{len(sep.cuts) + 1} shots ({cuts})"] if sep.cuts else []
+    if sep.segments > len(sep.cuts) + 1:
+        parts.append(f"{sep.segments} segments")
+    work = ", ".join(parts + [f"{sep.iterations} iterations" + (" in all" if parts else "")])
     work += f" at --max-side {sep.options.max_side}"
-    best = "" if sep.cuts else f", best at {sep.best_iteration + 1}"
-    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {result.seconds:.1f} s "
-          f"({work}{best}, {sep.device}); {result.foreground_text()}")
+    best = "" if parts else f", best at {sep.best_iteration + 1}"
+    per_frame = result.seconds / max(1, result.num_frames)
+    print(f"fgbg: {frames} at {result.size[0]}x{result.size[1]} -> {args.output} in {result.seconds:.1f} s, "
+          f"{per_frame:.2f} s a frame ({work}{best}, {sep.device}); {result.foreground_text()}")
     return 0

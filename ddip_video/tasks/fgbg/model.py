@@ -97,11 +97,15 @@ class PanoramaBackground(nn.Module):
 
 
 class FgbgModel(nn.Module):
-    def __init__(self, frames: torch.Tensor, hints: MotionHints, generator: torch.Generator):
+    def __init__(self, frames: torch.Tensor, hints: MotionHints, generator: torch.Generator,
+                 canvas_generator: torch.Generator | None = None):
+        """canvas_generator: draws the scene's fixed code (default: generator). A segment
+        that continues a shot draws it as the shot's first did, so that a still camera's
+        scene keeps its code and the background net, warm-started, draws it at once."""
         super().__init__()
         t, _, h, w = frames.shape
         self.background = PanoramaBackground(panorama_geometry(hints.homographies, h, w),
-                                             generator=generator)
+                                             generator=canvas_generator or generator)
         self.fg_codes = FrameCodes(t, 8, h, w, generator=generator)
         self.foreground = SkipNet(8, 3)
         self.mask_codes = FrameCodes(t, 2, h, w, generator=generator)

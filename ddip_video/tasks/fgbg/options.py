@@ -9,6 +9,7 @@ from ...options import TaskOptions
 @dataclass
 class FgbgOptions(TaskOptions):
     mask_png: bool = False
+    resume: bool = False             # pick up an interrupted run's finished segments in OUTDIR
     pick: str | None = None          # None: every moving object; "X,Y": the one under that point; "largest"
     window: int = 8                  # frames per optimisation step
     lr: float = 0.005
@@ -20,6 +21,7 @@ class FgbgOptions(TaskOptions):
     hint_floor: float = 0.5          # the hints' weight once they have faded
     eval_every: int = 50
     patience: int = 4
+    warm_iters: float = 0.15         # a long shot's later segments: this share of the steps, from the weights before
 
 
 def parse_pick(text: str | None) -> tuple[float, float] | str | None:

@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from ...analysis.cuts import hard_cuts
 from ...errors import InputError
 from ...guided_filter import guided_upsample
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
-from ...runtime import load_working_clip
-from ...video import StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png
+from ...runtime import check_clip
+from ...segments import (SEGMENT_FRAMES, SEGMENT_OVERLAP, Checkpoints, plan_segments, read_segments,
+                         read_thumbnails)
+from ...video import (StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png,
+                      working_size)
 from .options import FgbgOptions
 from .options import parse_pick
 from .pick import check_pick, pick_object
 from .plate import CameraPath, Lookahead, Plate, PlateBuilder, PlateRenderer, PlateSettings, hole_of
-from .separate import HINT_SIDE, Separation, memory_need, rescale_homographies, resolve_options, separate
+from .separate import HINT_SIDE, Separation, memory_need, rescale_homographies, resolve_options, separate_segments
 
 MASK_GUIDE_RADIUS = 3  # at twice the working size: within 0.002 J of the fit at full size (radius 8), 1/9 of its time
 
@@ -70,28 +74,64 @@ OUTPUTS = ("foreground.mp4", "background.mp4", "mask.mp4", "foreground.mov", "pl
 
 
 def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
-    """The whole `ddip-video fgbg` job: read, separate, write every output."""
+    """The whole `ddip-video fgbg` job: read, separate, write every output. The input is
+    read as it is needed: a pass for the cuts, then segment by segment (segments.py),
+    so that a long clip's memory stays that of a few seconds of it."""
     start = time.perf_counter()
     opts, device = resolve_options(opts)
     read_side = max(opts.max_side, HINT_SIDE)
-    with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+    manifest = run_manifest(input_path, opts, device)
+    resume = (lambda folder: Checkpoints.matches(folder / f".{WORK_FOLDER}", manifest)) if opts.resume else None
+    with StagedOutputDir(outdir, input_path, resume) as out:  # first: a bad OUTDIR fails before the work
         out.check_outputs(OUTPUTS + (("masks",) if opts.mask_png else ()))
-        clip = load_working_clip(input_path, opts.max_side, opts.fps, read_side=read_side, memory=memory_need)
-        if clip.info.num_frames < 2:
-            raise InputError(f"{clip.info.path.name}: fgbg needs at least 2 frames (the foreground is found "
-                             f"by its motion), the input has {clip.info.num_frames}")
+        info = check_clip(input_path, opts.max_side, opts.fps, memory_need, frames_held=SEGMENT_FRAMES)
+        if info.num_frames < 2:
+            raise InputError(f"{info.path.name}: fgbg needs at least 2 frames (the foreground is found "
+                             f"by its motion), the input has {info.num_frames}")
         try:
             pick = parse_pick(opts.pick)
         except ValueError as error:
             raise InputError(f"--pick: {error}") from None
-        check_pick(pick, (clip.info.width, clip.info.height))
-        separation = separate(clip.frames, opts)
-        separation.masks = pick_object(separation.masks, separation.hints.homographies, pick,
-                                       (clip.info.width, clip.info.height), separation.cuts)
-        share, plate_seconds = write_layers(input_path, clip.info, separation, out, opts, device)
+        check_pick(pick, (info.width, info.height))
+        read_size = working_size(info.width, info.height, read_side)
+        scan_start = time.perf_counter()
+        plan = plan_segments(info.num_frames, hard_cuts(read_thumbnails(input_path, info.num_frames, read_size,
+                                                                        opts.fps)))
+        scan_seconds = time.perf_counter() - scan_start
+        store = checkpoints = None
+        if len(plan) > plan[-1].shot + 1:  # a long shot: its results kept on disk, each segment's end recorded
+            store = out.scratch(WORK_FOLDER)
+            checkpoints = Checkpoints(store, manifest, on_save=lambda: setattr(out, "keep_for_resume", True))
+        separation = separate_segments(read_segments(input_path, plan, read_size, opts.fps), plan, opts,
+                                       store=store, checkpoints=checkpoints)
+        separation.timings["decode"] += scan_seconds
+        if pick is not None:
+            masks = separation.masks if isinstance(separation.masks, torch.Tensor) else separation.masks[:]
+            separation.masks = pick_object(masks, separation.hints.homographies, pick, (info.width, info.height),
+                                           separation.cuts)
+        write_start = time.perf_counter()
+        share, plate_seconds = write_layers(input_path, info, separation, out, opts, device)
+        separation.timings["write"] = time.perf_counter() - write_start
         outputs = out.commit()
-    return FgbgResult(separation, outputs, (clip.info.width, clip.info.height), clip.info.num_frames, share,
+    return FgbgResult(separation, outputs, (info.width, info.height), info.num_frames, share,
                       time.perf_counter() - start, plate_seconds)
+
+
+WORK_FOLDER = "segments"  # in the staging folder: a long clip's per-frame results and checkpoints
+
+
+def run_manifest(input_path, opts: FgbgOptions, device: torch.device) -> dict:
+    """What a run's checkpoints belong to: the input file as it is now, the device, and
+    every option that changes the result (not --resume or the progress bars)."""
+    path = Path(input_path).resolve()
+    try:
+        stat = path.stat()
+        size, modified = stat.st_size, stat.st_mtime_ns
+    except OSError:  # no input: check_clip says so, in its words
+        size = modified = None
+    options = {key: str(value) for key, value in asdict(opts).items() if key not in ("resume", "progress")}
+    return dict(input=str(path), size=size, modified=modified, device=device.type, options=options,
+                segments=[SEGMENT_FRAMES, SEGMENT_OVERLAP])
 
 
 def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions,

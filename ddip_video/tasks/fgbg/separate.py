@@ -9,7 +9,9 @@ is separated shot by shot.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,10 +19,11 @@ import torch
 
 from ...analysis.cuts import hard_cuts, thumbnails
 from ...analysis.motion import MotionHints, hint_steps, motion_hints
-from ...fit import ParamGroup, Schedule, fit, total_loss, windowed_mean
+from ...fit import FitReport, ParamGroup, Schedule, fit, total_loss, windowed_mean
 from ...ops import composite_recon_loss, exclusion_loss
 from ...progress import progress_bar
 from ...runtime import LOADED_BYTES, MemoryNeed, device_label, seed_everything, with_device_defaults
+from ...segments import Checkpoints, FrameStore, SeamBlender, Segment, plan_segments
 from ...video import VideoInfo, frames_to_uint8, resize_frames, working_size
 from .model import FgbgModel, hint_loss, objective_terms
 from .options import DEFAULTS, FgbgOptions
@@ -80,6 +83,7 @@ class Separation:
     options: FgbgOptions       # as run: the device's defaults filled in
     timings: dict = field(default_factory=dict)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot; each shot is separated alone
+    segments: int = 1          # the segments the shots were separated in (segments.py)
 
 
 def clip_hints(frames: torch.Tensor, label: str = "fgbg", progress: bool = False) -> MotionHints:
@@ -125,19 +129,50 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
              label: str = "fgbg") -> Separation:
     """Runs the optimisation on frames (T x 3 x h x w in [0, 1]); the model
     works at opts.max_side, the hints at HINT_SIDE (or the frames' size if smaller).
-    A clip with hard cuts (and no hints given) is separated shot by shot."""
-    if hints is None:
-        cuts = hard_cuts(thumbnails(frames))
-        if cuts:
-            return separate_shots(frames, opts, cuts)
+    A clip with hard cuts is separated shot by shot, a long shot in segments
+    (separate_segments); given `hints`, the clip is one segment with those hints."""
+    if hints is not None:
+        start = time.perf_counter()
+        opts, device = resolve_options(opts)
+        fitted = fit_segment(frames, opts, hints, seed_everything(opts.seed), device, label)
+        return fitted.separation(time.perf_counter() - start, device, opts)
+    plan = plan_segments(len(frames), hard_cuts(thumbnails(frames)))
+    return separate_segments(((s, frames[s.first:s.end]) for s in plan), plan, opts, label)
+
+
+@dataclass
+class SegmentFit:
+    """One segment's separation at the working size, and the model's state it ended in."""
+    masks: torch.Tensor
+    background: torch.Tensor
+    hints: MotionHints          # at the working size
+    report: FitReport
+    state: dict
+    timings: dict
+
+    def separation(self, seconds: float, device: torch.device, opts: FgbgOptions) -> Separation:
+        return Separation(self.masks, self.background, self.hints, self.report.steps, self.report.best_step,
+                          seconds, device_label(device), opts, dict(self.timings))
+
+
+def fit_segment(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None, generator: torch.Generator,
+                device: torch.device, label: str, warm_state: dict | None = None, scene_seed: int = 0
+                ) -> SegmentFit:
+    """The model fitted to one segment (frames at any size; hints None: made here),
+    starting from warm_state (the segment before's weights) where given, its scene's
+    code then drawn as the shot's first segment drew it, from a generator seeded with
+    scene_seed (what seed_everything gave it): a still camera's scene keeps its code,
+    which the warm background net already draws."""
     start = time.perf_counter()
-    opts, device = resolve_options(opts)
-    generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     hints = scale_hints(clip_hints(frames, label, opts.progress) if hints is None else hints, size)
     frames = resize_frames(frames, size)
     hint_seconds = time.perf_counter() - start
-    model = FgbgModel(frames, hints, generator).to(device)
+    if warm_state is None:
+        model = FgbgModel(frames, hints, generator).to(device)
+    else:
+        model = FgbgModel(frames, hints, generator, torch.Generator().manual_seed(scene_seed)).to(device)
+        model.load_state_dict(warm_state)
     frames = frames.to(device)
     hint = torch.from_numpy(hints.fg_prob).unsqueeze(1).to(device)
     warmup = int(opts.warmup * opts.iters)
@@ -145,35 +180,135 @@ def separate(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None 
     report = fit(FgbgFit(model, frames, hint, opts, warmup), len(frames), schedule, device, generator, label,
                  opts.progress)
     masks, background = predict(model, frames, hint, min(opts.window, len(frames)))
-    return Separation(masks.cpu(), background.cpu(), hints, report.steps, report.best_step,
-                      time.perf_counter() - start, device_label(device), opts,
+    return SegmentFit(masks.cpu(), background.cpu(), hints, report, model.state_dict(),
                       dict(hints=hint_seconds, optimize=report.seconds))
 
 
-def separate_shots(frames: torch.Tensor, opts: FgbgOptions, cuts: list[int]) -> Separation:
-    """Each shot of a clip with hard cuts (frames `cuts` start a new shot)
-    separated on its own, with its own hints, scene and camera path, and the
-    full schedule: one static scene seen across a cut cannot explain both
-    shots, and the motion hints break at the cut. (benchmarks/notes/fgbg.md, "fgbg on
-    clips with cuts": DAVIS J of three sequences joined by two cuts.)"""
+def segment_iters(opts: FgbgOptions, segment: Segment) -> int:
+    """The steps a segment runs: the full schedule for a shot's first, fewer
+    (opts.warm_iters of it) for one that starts from the segment before."""
+    return max(1, round(opts.warm_iters * opts.iters)) if segment.warm else opts.iters
+
+
+def segment_seed(opts: FgbgOptions, segment: Segment) -> int:
+    """Each segment's own seed, so that a resumed run draws what an uninterrupted one does."""
+    return opts.seed + segment.index
+
+
+def shot_start(plan: list[Segment], segment: Segment) -> Segment:
+    return next(s for s in plan if s.shot == segment.shot)
+
+
+def segment_label(label: str, plan: list[Segment], segment: Segment) -> str:
+    shots = plan[-1].shot + 1
+    if len(plan) == 1:
+        return label
+    if len(plan) == shots:
+        return f"{label} shot {segment.shot + 1}/{shots}"
+    return f"{label} segment {segment.index + 1}/{len(plan)}"
+
+
+def separate_segments(source: Iterable[tuple[Segment, torch.Tensor]], plan: list[Segment], opts: FgbgOptions,
+                      label: str = "fgbg", store: Path | None = None, checkpoints: Checkpoints | None = None
+                      ) -> Separation:
+    """Each segment of the plan (source: each with its frames, in order) separated
+    with its own hints, scene and camera path: one static scene seen across a cut
+    cannot explain both shots, and the motion hints break at the cut
+    (benchmarks/notes/fgbg.md, "fgbg on clips with cuts"); a long shot's scene drifts
+    and its hints would not fit in memory. A segment that continues a shot starts from
+    the weights the segment before ended with and runs fewer steps; the results are
+    blended across the overlaps (segments.SeamBlender). With `store` (a folder), the
+    per-frame results are kept there (FrameStore), not in memory; with `checkpoints`
+    as well, each finished segment is recorded there, and the segments the last run
+    finished are not run again."""
     start = time.perf_counter()
-    bounds = [0, *cuts, len(frames)]
-    parts = []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        hint_start = time.perf_counter()
-        label = f"fgbg shot {i + 1}/{len(bounds) - 1}"
-        hints = clip_hints(frames[a:b], label, opts.progress)
-        hint_seconds = time.perf_counter() - hint_start
-        parts.append(separate(frames[a:b], opts, hints, label))
-        parts[-1].timings["hints"] += hint_seconds
-    hints = MotionHints(np.concatenate([p.hints.fg_prob for p in parts]),
-                        np.concatenate([p.hints.fg_mask for p in parts]),
-                        np.concatenate([p.hints.homographies for p in parts]),  # each to its shot's first frame
-                        all(p.hints.camera_static for p in parts), any(p.hints.parallax for p in parts))
-    timings = {key: sum(p.timings[key] for p in parts) for key in parts[0].timings}
-    return Separation(torch.cat([p.masks for p in parts]), torch.cat([p.background for p in parts]), hints,
-                      sum(p.iterations for p in parts), parts[-1].best_iteration, time.perf_counter() - start,
-                      parts[0].device, parts[0].options, timings, list(cuts))
+    opts, device = resolve_options(opts)
+    names = ("masks", "background", "hint", "hint_mask")
+    progress = SegmentProgress(plan)
+    resumed = checkpoints.last() if checkpoints is not None else None
+    if resumed is not None:
+        progress = resumed[1]["progress"]
+    kept = {name: FrameStore(store, name, progress.done_segments) if store is not None else [] for name in names}
+    blender = SeamBlender(plan, lambda name, value: kept[name].append(value))
+    if resumed is not None:
+        blender.restore(resumed[1]["blender"])
+    state = resumed[1]["state"] if resumed is not None else None
+    shown = opts.progress and len(plan) > plan[-1].shot + 1
+    with progress_bar(f"{label}: segments", "frame", shown, total=plan[-1].end) as bar:
+        bar.update(progress.frames_done)
+        decode_start = time.perf_counter()
+        for segment, frames in source:
+            if segment.index < progress.done_segments:
+                continue
+            progress.timings["decode"] += time.perf_counter() - decode_start
+            generator = seed_everything(segment_seed(opts, segment))
+            fitted = fit_segment(frames, replace(opts, iters=segment_iters(opts, segment)), None, generator, device,
+                                 segment_label(label, plan, segment), state if segment.warm else None,
+                                 segment_seed(opts, shot_start(plan, segment)))
+            state = fitted.state
+            progress.add(segment, fitted)
+            prob = torch.from_numpy(fitted.hints.fg_prob)[:, None]
+            blender.add(segment, dict(masks=fitted.masks, background=fitted.background, hint=prob,
+                                      hint_mask=torch.from_numpy(fitted.hints.fg_mask)[:, None].float()),
+                        fitted.hints.homographies)
+            if checkpoints is not None:
+                checkpoints.save(segment.index, dict(progress=progress, blender=blender.saved(), state=state))
+            bar.update(segment.end - bar.n)
+            decode_start = time.perf_counter()
+    joined = {name: kept[name] if store is not None else torch.cat(kept[name]) for name in names}
+    hints = MotionHints(PerFrame(joined["hint"], lambda x: x[0].numpy()),
+                        PerFrame(joined["hint_mask"], lambda x: x[0].numpy() > 0.5),
+                        blender.camera_path(), progress.static, progress.parallax)
+    if store is None:  # in memory: the arrays themselves, as the benchmarks take them
+        hints.fg_prob, hints.fg_mask = hints.fg_prob.array(np.float32), hints.fg_mask.array(bool)
+    cuts = [s.first for s in plan if s.shot > 0 and not s.overlap]
+    return Separation(joined["masks"], joined["background"], hints, progress.iterations, progress.best_step,
+                      time.perf_counter() - start, device_label(device), opts, dict(progress.timings), cuts,
+                      len(plan))
+
+
+@dataclass
+class SegmentProgress:
+    """What the segments done so far add up to (kept with each checkpoint)."""
+    plan: list[Segment]
+    done_segments: int = 0
+    iterations: int = 0
+    best_step: int = -1
+    static: bool = True
+    parallax: bool = False
+    timings: dict = field(default_factory=lambda: dict(decode=0.0, hints=0.0, optimize=0.0))
+
+    @property
+    def frames_done(self) -> int:
+        return self.plan[self.done_segments - 1].end if self.done_segments else 0
+
+    def add(self, segment: Segment, fitted: SegmentFit) -> None:
+        self.done_segments = segment.index + 1
+        self.iterations += fitted.report.steps
+        self.best_step = fitted.report.best_step
+        self.static = self.static and fitted.hints.camera_static
+        self.parallax = self.parallax or fitted.hints.parallax
+        for key in ("hints", "optimize"):
+            self.timings[key] += fitted.timings[key]
+
+
+class PerFrame:
+    """A clip's per-frame values read through `convert` (frame tensor -> array)."""
+
+    def __init__(self, frames, convert: Callable):
+        self.frames, self.convert = frames, convert
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, t: int):
+        return self.convert(self.frames[t])
+
+    def __iter__(self):
+        return (self[t] for t in range(len(self)))
+
+    def array(self, dtype) -> np.ndarray:
+        return np.stack(list(self)).astype(dtype)
 
 
 @torch.no_grad()
