@@ -198,7 +198,7 @@ def no_work(monkeypatch):
     import ddip_video.tasks.fgbg.outputs as fgbg
     import ddip_video.tasks.transition.outputs as transition
 
-    monkeypatch.setattr(fgbg, "separate", _no_work)
+    monkeypatch.setattr(fgbg, "separate_segments", _no_work)
     monkeypatch.setattr(transition, "unmix", _no_work)
 
 

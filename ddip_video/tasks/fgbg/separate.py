@@ -190,9 +190,11 @@ def segment_iters(opts: FgbgOptions, segment: Segment) -> int:
     return max(1, round(opts.warm_iters * opts.iters)) if segment.warm else opts.iters
 
 
-def segment_seed(opts: FgbgOptions, segment: Segment) -> int:
-    """Each segment's own seed, so that a resumed run draws what an uninterrupted one does."""
-    return opts.seed + segment.index
+def segment_seed(opts: FgbgOptions, plan: list[Segment], segment: Segment) -> int:
+    """Each segment's own seed, so that a resumed run draws what an uninterrupted one
+    does: a shot's first segment the run's seed (a shot is separated as if it came
+    alone), the later ones the seed plus their place in the shot."""
+    return opts.seed + segment.index - shot_start(plan, segment).index
 
 
 def shot_start(plan: list[Segment], segment: Segment) -> Segment:
@@ -241,10 +243,10 @@ def separate_segments(source: Iterable[tuple[Segment, torch.Tensor]], plan: list
             if segment.index < progress.done_segments:
                 continue
             progress.timings["decode"] += time.perf_counter() - decode_start
-            generator = seed_everything(segment_seed(opts, segment))
+            generator = seed_everything(segment_seed(opts, plan, segment))
             fitted = fit_segment(frames, replace(opts, iters=segment_iters(opts, segment)), None, generator, device,
                                  segment_label(label, plan, segment), state if segment.warm else None,
-                                 segment_seed(opts, shot_start(plan, segment)))
+                                 segment_seed(opts, plan, shot_start(plan, segment)))
             state = fitted.state
             progress.add(segment, fitted)
             prob = torch.from_numpy(fitted.hints.fg_prob)[:, None]
