@@ -72,6 +72,11 @@ def plan_segments(num_frames: int, cuts: Iterable[int] = (), length: int | None 
     return plan
 
 
+def has_long_shot(plan: list[Segment]) -> bool:
+    """Whether some shot of the plan takes more than one segment."""
+    return len(plan) > plan[-1].shot + 1
+
+
 def overlap_after(plan: list[Segment], segment: Segment) -> int:
     """Frames `segment` shares with the one after it."""
     following = plan[segment.index + 1] if segment.index + 1 < len(plan) else None

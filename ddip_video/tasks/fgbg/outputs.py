@@ -18,8 +18,8 @@ from ...guided_filter import guided_upsample
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
 from ...runtime import check_clip
-from ...segments import (SEGMENT_FRAMES, SEGMENT_OVERLAP, Checkpoints, plan_segments, read_segments,
-                         read_thumbnails)
+from ...segments import (SEGMENT_FRAMES, SEGMENT_OVERLAP, Checkpoints, has_long_shot, plan_segments,
+                         read_segments, read_thumbnails)
 from ...video import (StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png,
                       working_size)
 from .options import FgbgOptions
@@ -99,7 +99,7 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
                                                                         opts.fps)))
         scan_seconds = time.perf_counter() - scan_start
         store = checkpoints = None
-        if len(plan) > plan[-1].shot + 1:  # a long shot: its results kept on disk, each segment's end recorded
+        if has_long_shot(plan):  # a long shot: its results kept on disk, each segment's end recorded
             store = out.scratch(WORK_FOLDER)
             checkpoints = Checkpoints(store, manifest, on_save=lambda: setattr(out, "keep_for_resume", True))
         separation = separate_segments(read_segments(input_path, plan, read_size, opts.fps), plan, opts,

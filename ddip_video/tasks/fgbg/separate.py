@@ -23,7 +23,7 @@ from ...fit import FitReport, ParamGroup, Schedule, fit, total_loss, windowed_me
 from ...ops import composite_recon_loss, exclusion_loss
 from ...progress import progress_bar
 from ...runtime import LOADED_BYTES, MemoryNeed, device_label, seed_everything, with_device_defaults
-from ...segments import Checkpoints, FrameStore, SeamBlender, Segment, plan_segments
+from ...segments import Checkpoints, FrameStore, SeamBlender, Segment, has_long_shot, plan_segments
 from ...video import VideoInfo, frames_to_uint8, resize_frames, working_size
 from .model import FgbgModel, hint_loss, objective_terms
 from .options import DEFAULTS, FgbgOptions
@@ -156,13 +156,12 @@ class SegmentFit:
 
 
 def fit_segment(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | None, generator: torch.Generator,
-                device: torch.device, label: str, warm_state: dict | None = None, scene_seed: int = 0
-                ) -> SegmentFit:
+                device: torch.device, label: str, warm_state: dict | None = None) -> SegmentFit:
     """The model fitted to one segment (frames at any size; hints None: made here),
     starting from warm_state (the segment before's weights) where given, its scene's
-    code then drawn as the shot's first segment drew it, from a generator seeded with
-    scene_seed (what seed_everything gave it): a still camera's scene keeps its code,
-    which the warm background net already draws."""
+    code then drawn as the shot's first segment drew it, from a fresh generator seeded
+    with opts.seed (segment_seed's seed for a shot's first): a still camera's scene keeps
+    its code, which the warm background net already draws."""
     start = time.perf_counter()
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     hints = scale_hints(clip_hints(frames, label, opts.progress) if hints is None else hints, size)
@@ -171,7 +170,7 @@ def fit_segment(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | No
     if warm_state is None:
         model = FgbgModel(frames, hints, generator).to(device)
     else:
-        model = FgbgModel(frames, hints, generator, torch.Generator().manual_seed(scene_seed)).to(device)
+        model = FgbgModel(frames, hints, generator, torch.Generator().manual_seed(opts.seed)).to(device)
         model.load_state_dict(warm_state)
     frames = frames.to(device)
     hint = torch.from_numpy(hints.fg_prob).unsqueeze(1).to(device)
@@ -205,7 +204,7 @@ def segment_label(label: str, plan: list[Segment], segment: Segment) -> str:
     shots = plan[-1].shot + 1
     if len(plan) == 1:
         return label
-    if len(plan) == shots:
+    if not has_long_shot(plan):
         return f"{label} shot {segment.shot + 1}/{shots}"
     return f"{label} segment {segment.index + 1}/{len(plan)}"
 
@@ -235,7 +234,7 @@ def separate_segments(source: Iterable[tuple[Segment, torch.Tensor]], plan: list
     if resumed is not None:
         blender.restore(resumed[1]["blender"])
     state = resumed[1]["state"] if resumed is not None else None
-    shown = opts.progress and len(plan) > plan[-1].shot + 1
+    shown = opts.progress and has_long_shot(plan)
     with progress_bar(f"{label}: segments", "frame", shown, total=plan[-1].end) as bar:
         bar.update(progress.frames_done)
         decode_start = time.perf_counter()
@@ -245,8 +244,7 @@ def separate_segments(source: Iterable[tuple[Segment, torch.Tensor]], plan: list
             progress.timings["decode"] += time.perf_counter() - decode_start
             generator = seed_everything(segment_seed(opts, plan, segment))
             fitted = fit_segment(frames, replace(opts, iters=segment_iters(opts, segment)), None, generator, device,
-                                 segment_label(label, plan, segment), state if segment.warm else None,
-                                 segment_seed(opts, plan, shot_start(plan, segment)))
+                                 segment_label(label, plan, segment), state if segment.warm else None)
             state = fitted.state
             progress.add(segment, fitted)
             prob = torch.from_numpy(fitted.hints.fg_prob)[:, None]
