@@ -1,13 +1,15 @@
 """Peak memory (resident set) of `ddip-video fgbg` and `transition` against clip length.
 
     python -m benchmarks.bench_memory SEQUENCE_DIR [--frames 100 200 400] [--max-side 160 320]
-                                      [--tasks hints fgbg transition dip] [--iters 10]
+                                      [--tasks hints fgbg transition dip] [--iters 10] [--second DIR]
 
 SEQUENCE_DIR: a folder of frames (e.g. ../shared/data/davis2016/dog/frames). Each clip
 length is made from those frames played forwards and backwards; `transition` gets a
-dissolve of that clip into its mirror image over the middle half; `dip` runs `transition`
-on a dip to black between the same two shots (A fades out over the second quarter, a few
-black frames, B fades in over the third quarter). Every run is its own
+dissolve over 30 frames in its middle into shot B (--second's frames played the same way,
+or by default the clip's mirror image run backwards): long shots around a dissolve, where
+the frames the model runs on do not grow with the clip; `dip` runs `transition`
+on a dip to black between the same two shots (A fades out over 15 frames, 3 black frames,
+B fades in over 15). Every run is its own
 child process on the CPU (--iters 10: the memory a run holds does not grow with the
 steps), and the figure is that child's peak resident set. `hints` runs fgbg's first
 stage alone (read at 427 px, motion hints), which is what grows with a long clip.
@@ -41,26 +43,34 @@ def ping_pong(count: int, available: int) -> list[int]:
     return [t % period if t % period < available else period - t % period for t in range(count)]
 
 
+TRANSITION_FRAMES = 30  # a dissolve of about a second, however long the clip
+FADE_FRAMES = 15        # a dip's fade out and fade in
+
+
 def shot_weights(task: str, t: int, count: int) -> tuple[float, float]:
     """The weights of shot A and shot B in frame t of a `task` clip."""
-    if task == "transition":  # alpha falls over the middle half
-        alpha = float(np.clip((0.75 * count - t) / (0.5 * count), 0.0, 1.0))
+    middle = count // 2
+    if task == "transition":  # alpha falls over TRANSITION_FRAMES in the middle
+        alpha = float(np.clip((middle + TRANSITION_FRAMES / 2 - t) / TRANSITION_FRAMES, 0.0, 1.0))
         return alpha, 1.0 - alpha
-    if task == "dip":  # A fades out over the second quarter, 3 black frames, B fades in over the third
-        quarter = count // 4
-        return (float(np.clip((2 * quarter - 1 - t) / quarter, 0.0, 1.0)),
-                float(np.clip((t - 2 * quarter - 1) / quarter, 0.0, 1.0)))
+    if task == "dip":  # A fades out over FADE_FRAMES, 3 black frames, B fades in over FADE_FRAMES
+        return (float(np.clip((middle - 1 - t) / FADE_FRAMES, 0.0, 1.0)),
+                float(np.clip((t - middle - 1) / FADE_FRAMES, 0.0, 1.0)))
     return 1.0, 0.0
 
 
-def make_clip(files: list[Path], count: int, task: str, folder: Path) -> Path:
+def make_clip(files: list[Path], count: int, task: str, folder: Path, second: list[Path] | None = None) -> Path:
+    """The clip of `task`, `count` frames; shot B is `second` played forwards and
+    backwards, or (None) the first sequence run backwards and mirrored."""
     folder.mkdir(parents=True)
     order = ping_pong(count, len(files))
+    order_b = ping_pong(count, len(second)) if second else None
     for t, i in enumerate(order):
         frame = cv2.imread(str(files[i]))
         weight_a, weight_b = shot_weights(task, t, count)
         if weight_b > 0 or weight_a < 1:  # shot B: the clip run backwards, mirrored
-            other = cv2.imread(str(files[order[count - 1 - t]]))[:, ::-1]
+            other = cv2.imread(str(second[order_b[t]])) if second else \
+                cv2.imread(str(files[order[count - 1 - t]]))[:, ::-1]
             frame = (weight_a * frame + weight_b * other.astype(np.float32) + 0.5).astype(np.uint8)
         cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return folder
@@ -80,6 +90,10 @@ def peak_gb(command: list[str]) -> float:
     return usage.ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
 
 
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sequence", type=Path)
@@ -88,12 +102,17 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["hints", "fgbg", "transition"],
                         choices=["hints", "fgbg", "transition", "dip"])
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--second", type=Path, default=None,
+                        help="shot B's frames for transition and dip (default: the sequence run backwards and "
+                             "mirrored, which the classic analysis does not tell from shot A on a long clip)")
     args = parser.parse_args()
-    files = sorted(p for p in args.sequence.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not files:
+    files = image_files(args.sequence)
+    second = image_files(args.second) if args.second else None
+    if not files or (args.second and not second):
         sys.exit(f"no frames in {args.sequence}")
     first = cv2.imread(str(files[0]))
-    print(f"{args.sequence} ({len(files)} frames, {first.shape[1]}x{first.shape[0]}), played forwards and "
+    print(f"{args.sequence} ({len(files)} frames, {first.shape[1]}x{first.shape[0]})"
+          + (f" and {args.second} ({len(second)} frames)" if second else "") + ", played forwards and "
           f"backwards; peak resident set of each run, CPU, --iters {args.iters}")
     print(f"{'task':<11} {'--max-side':>10} {'frames':>7} {'peak GB':>8} {'growth MB/frame':>16}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +122,7 @@ def main() -> None:
             for side in sides:
                 previous = None
                 for count in args.frames:
-                    clip = make_clip(files, count, task, tmp / f"{task}-{side}-{count}")
+                    clip = make_clip(files, count, task, tmp / f"{task}-{side}-{count}", second)
                     if task == "hints":
                         command = [sys.executable, "-c", HINTS_ONLY, str(clip)]
                     else:

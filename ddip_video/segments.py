@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -122,14 +122,14 @@ def read_thumbnails(path, num_frames: int, size: tuple[int, int], fps=None) -> n
 
 
 class FrameStore:
-    """Per-frame arrays (a float16 copy) kept on disk in chunks, one file per chunk,
-    read back chunk by chunk: a long clip's masks and layers at the working size
-    without holding them in memory. Indexing gives float32 tensors."""
+    """Per-frame arrays (a float16 copy, or float32: exact) kept on disk in chunks,
+    one file per chunk, read back chunk by chunk: a long clip's masks and layers at
+    the working size without holding them in memory. Indexing gives float32 tensors."""
 
-    def __init__(self, folder: Path, name: str, chunks: int = 0):
+    def __init__(self, folder: Path, name: str, chunks: int = 0, dtype=np.float16):
         """chunks: how many chunks already in the folder to keep (a resumed run's); any
         after them (written by a run killed before its checkpoint) are removed."""
-        self.folder, self.name = Path(folder), name
+        self.folder, self.name, self.dtype = Path(folder), name, dtype
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ends: list[int] = []   # frame count after each chunk
         self.frame_shape: tuple[int, ...] | None = None
@@ -147,7 +147,7 @@ class FrameStore:
         if len(array) == 0:
             return
         self.frame_shape = self.frame_shape or tuple(array.shape[1:])
-        np.save(self._file(len(self.ends)), array.astype(np.float16))
+        np.save(self._file(len(self.ends)), array.astype(self.dtype))
         self.ends.append(len(self) + len(array))
 
     def __len__(self) -> int:
@@ -159,7 +159,8 @@ class FrameStore:
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
-            return torch.stack([self[t] for t in range(*key.indices(len(self)))])
+            frames = [self[t] for t in range(*key.indices(len(self)))]
+            return torch.stack(frames) if frames else torch.empty(0, *(self.frame_shape or ()))
         t = int(key) + (len(self) if int(key) < 0 else 0)
         if not 0 <= t < len(self):
             raise IndexError(f"frame {key} of {len(self)}")
@@ -174,6 +175,48 @@ class FrameStore:
 
     def _file(self, chunk: int) -> Path:
         return self.folder / f"{self.name}-{chunk:05d}.npy"
+
+
+class FrameRange:
+    """Frames start..stop-1 of a T x C x h x w tensor or FrameStore, as they are
+    or inverted (1 - x), read only where indexed: a long clip's analysis reads
+    its frames from disk a few at a time. Indexing by a slice gives a tensor,
+    part() a narrower range without reading."""
+
+    def __init__(self, source, start: int = 0, stop: int | None = None, inverted: bool = False):
+        self.source, self.start, self.inverted = source, start, inverted
+        self.stop = len(source) if stop is None else stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *tuple(self.source.shape[1:]))
+
+    def part(self, start: int, stop: int | None = None) -> "FrameRange":
+        first, last, _ = slice(start, stop).indices(len(self))
+        return FrameRange(self.source, self.start + first, self.start + max(first, last), self.inverted)
+
+    def invert(self) -> "FrameRange":
+        return FrameRange(self.source, self.start, self.stop, not self.inverted)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            first, last, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("a FrameRange is read in steps of one frame")
+            frames = self.source[self.start + first:self.start + max(first, last)]
+        else:
+            t = int(key) + (len(self) if int(key) < 0 else 0)
+            if not 0 <= t < len(self):
+                raise IndexError(f"frame {key} of {len(self)}")
+            frames = self.source[self.start + t]
+        frames = frames.float()
+        return 1.0 - frames if self.inverted else frames
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self[t] for t in range(len(self)))
 
 
 def linear_ramp(count: int) -> torch.Tensor:
@@ -228,6 +271,20 @@ class SeamBlender:
         return np.concatenate(self.homographies)
 
 
+def run_manifest(input_path, opts, device: torch.device, **extra) -> dict:
+    """What a run's checkpoints belong to: the input file as it is now, the device, and
+    every option that changes the result (not --resume or the progress bars), with
+    `extra` (what else decides the result)."""
+    path = Path(input_path).resolve()
+    try:
+        stat = path.stat()
+        size, modified = stat.st_size, stat.st_mtime_ns
+    except OSError:  # no input: the task's check says so, in its words
+        size = modified = None
+    options = {key: str(value) for key, value in asdict(opts).items() if key not in ("resume", "progress")}
+    return dict(input=str(path), size=size, modified=modified, device=device.type, options=options, **extra)
+
+
 class Checkpoints:
     """A long run's finished segments, in its staging folder, for --resume: after each
     segment, what the next one starts from (the model's weights, the blender's
@@ -257,6 +314,11 @@ class Checkpoints:
         torch.save(payload, partial)
         os.replace(partial, self.folder / f"segment-{index:05d}.pt")  # whole, or not there
         self.on_save()
+
+    def load(self, index: int) -> dict | None:
+        """The payload saved for `index`, or None."""
+        found = self.folder / f"segment-{index:05d}.pt"
+        return torch.load(found, weights_only=False) if found.exists() else None
 
     def last(self) -> tuple[int, dict] | None:
         """(index, payload) of the last finished segment, or None."""

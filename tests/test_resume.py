@@ -1,5 +1,6 @@
 """--resume: a long clip's run killed part way (SIGKILL, Ctrl-C) is picked up at its first
-unfinished segment, and ends with the masks of a run never interrupted, bit for bit."""
+unfinished segment, and ends with the masks of a run never interrupted, bit for bit; a
+transition's at its first unfinished fit, with the curve of a run never interrupted."""
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import ddip_video.tasks.fgbg.separate as separate
+import ddip_video.tasks.transition.unmix as unmix_module
 from ddip_video.cli import main
 from ddip_video.segments import SEGMENT_FRAMES, SEGMENT_OVERLAP
 from ddip_video.video import iter_frames, probe
@@ -41,10 +43,10 @@ def start(clip: Path, outdir: Path, *extra) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def stop_after_first_segment(process: subprocess.Popen, outdir: Path, signum: int) -> str:
+def stop_after_first_segment(process: subprocess.Popen, outdir: Path, signum: int, folder: str = ".segments") -> str:
     try:
         deadline = time.monotonic() + 300
-        while not list(outdir.glob(".ddip-staging-*/.segments/segment-00000.pt")) and time.monotonic() < deadline:
+        while not list(outdir.glob(f".ddip-staging-*/{folder}/segment-00000.pt")) and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.05)
         process.send_signal(signum)
@@ -114,3 +116,64 @@ def test_ctrl_c_keeps_the_finished_segments_and_resume_refuses_other_runs(long_c
     fitted = count_fits(monkeypatch)
     assert main(["fgbg", str(long_clip), "-o", str(outdir), *ARGS, "--resume"]) == 0
     assert len(fitted) == 1 and probe(outdir / "mask.mp4").num_frames == COUNT
+
+
+TRANSITION_ARGS = ["--device", "cpu", "--max-side", "64", "--iters", "300", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def dip_clip(sample_clip, second_clip, tmp_path_factory) -> Path:
+    """A dip to black between two real shots, 96x54, as PNGs: 8 frames of A, A fading
+    out over 6, 2 black, B fading in over 6, 8 of B (a dip is two fits)."""
+    a = [cv2.resize(f, (96, 54), interpolation=cv2.INTER_AREA) for f in iter_frames(sample_clip)]
+    b = [cv2.resize(f, (96, 54), interpolation=cv2.INTER_AREA) for f in iter_frames(second_clip)]
+    steps = np.linspace(1, 0, 8)[1:-1]
+    weights = [(1.0, 0.0)] * 8 + [(w, 0.0) for w in steps] + [(0.0, 0.0)] * 2 + \
+        [(0.0, w) for w in steps[::-1]] + [(0.0, 1.0)] * 8
+    folder = tmp_path_factory.mktemp("dip") / "frames"
+    folder.mkdir()
+    for t, (wa, wb) in enumerate(weights):
+        frame = np.clip(wa * a[t].astype(np.float32) + wb * b[t].astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{t:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def count_transition_fits(monkeypatch) -> list[str]:
+    """The label of each transition fit run from now on (not taken from a checkpoint)."""
+    fitted = []
+    original = unmix_module.fit
+
+    def counted(task, num_frames, schedule, device, generator, label, *args, **kwargs):
+        fitted.append(label)
+        return original(task, num_frames, schedule, device, generator, label, *args, **kwargs)
+    monkeypatch.setattr(unmix_module, "fit", counted)
+    return fitted
+
+
+def decoded(path: Path) -> np.ndarray:
+    return np.stack(list(iter_frames(path))).astype(np.int16)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_killed_transition_resumes_after_its_finished_fit(dip_clip, tmp_path, monkeypatch, capsys):
+    whole = tmp_path / "whole"
+    assert main(["transition", str(dip_clip), "-o", str(whole), *TRANSITION_ARGS]) == 0
+    assert "dip to black" in capsys.readouterr().out
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "ddip_video.cli", "transition", str(dip_clip), "-o",
+                                str(killed), *TRANSITION_ARGS], stderr=subprocess.PIPE, text=True, env=ENV)
+    stop_after_first_segment(process, killed, signal.SIGKILL, ".fits")
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed / "alpha.csv").exists()
+
+    fitted = count_transition_fits(monkeypatch)
+    assert main(["transition", str(dip_clip), "-o", str(killed), *TRANSITION_ARGS, "--resume"]) == 0
+    assert fitted == ["fade in"]  # the fade out was finished
+    assert (killed / "alpha.csv").read_text() == (whole / "alpha.csv").read_text()  # bit for bit
+    for name in ("shot_a.mp4", "shot_b.mp4"):  # within the encoder's tolerance
+        assert np.abs(decoded(killed / name) - decoded(whole / name)).max() <= 2, name
+    assert not list(killed.glob(".*"))
+    assert main(["transition", str(dip_clip), "-o", str(tmp_path / "new"), *TRANSITION_ARGS, "--resume"]) == 2
+    assert capsys.readouterr().err.strip().endswith("holds no interrupted run to pick up")

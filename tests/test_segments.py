@@ -6,7 +6,7 @@ import torch
 
 import ddip_video.segments as segments
 from ddip_video.analysis.cuts import thumbnails
-from ddip_video.segments import FrameStore, SeamBlender, plan_segments, read_segments, read_thumbnails
+from ddip_video.segments import FrameRange, FrameStore, SeamBlender, plan_segments, read_segments, read_thumbnails
 from ddip_video.tasks.fgbg.options import FgbgOptions
 from ddip_video.tasks.fgbg.separate import separate_segments
 from ddip_video.video import probe, read_video
@@ -49,6 +49,22 @@ def test_frame_store_keeps_frames_on_disk_in_chunks(tmp_path):
     assert torch.allclose(store[-1], values[10], atol=1e-3) and torch.allclose(store[2:7], values[2:7], atol=1e-3)
     with pytest.raises(IndexError):
         store[11]
+
+
+def test_frame_range_reads_a_part_of_a_store_exactly_and_inverted(tmp_path):
+    values = torch.rand(9, 3, 4, 5)
+    store = FrameStore(tmp_path / "s", "frames", dtype=np.float32)
+    store.append(values[:5])
+    store.append(values[5:])
+    frames = FrameRange(store)
+    assert frames.shape == (9, 3, 4, 5) and torch.equal(frames[:], values)  # float32: exact
+    part = frames.part(3, 8)
+    assert len(part) == 5 and torch.equal(part[1:3], values[4:6]) and torch.equal(part[-1], values[7])
+    assert torch.equal(part.part(2)[:], values[5:8]) and part.part(4, 2)[:].shape == (0, 3, 4, 5)
+    assert torch.equal(part.invert()[0], 1.0 - values[3]) and torch.equal(part.invert().invert()[0], values[3])
+    assert torch.equal(torch.stack(list(FrameRange(values, 2, 4))), values[2:4])  # a tensor too
+    with pytest.raises(IndexError):
+        part[5]
 
 
 def translation(x: float) -> np.ndarray:

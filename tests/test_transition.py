@@ -18,14 +18,17 @@ import torch
 
 from ddip_video.analysis.cuts import largest_step_ratio, thumbnails
 from ddip_video.analysis.dissolve import (black_gap, changes_beside, classic_alpha, classic_view, cut_within,
-                                          decreasing_fit, energy_alpha, fit_dissolve, gray_gradients,
+                                          decreasing_fit, energy_alpha, fit_dissolve,
                                           locate_transition, looks_like_one_shot, matte_of, projection_alpha,
                                           whole_clip_alpha)
 from ddip_video.errors import InputError
 from ddip_video.tasks.transition.model import AlphaCurve
 from ddip_video.tasks.transition.options import TransitionOptions
 from ddip_video.tasks.transition.outputs import split_residual
-from ddip_video.tasks.transition.unmix import Kind, describe, refuse_more_changes, snap_alpha, unmix
+from ddip_video.segments import FrameRange, FrameStore
+from ddip_video.tasks.transition import unmix as unmix_module
+from ddip_video.tasks.transition.unmix import (Kind, check_modelled_memory, describe, refuse_more_changes,
+                                              snap_alpha, unmix)
 from ddip_video.video import StreamingWriter, frames_to_uint8, probe, read_video
 
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -125,7 +128,31 @@ def test_both_classic_estimators_are_exact_for_still_shots():
     alpha = np.linspace(1.0, 0.0, 9)
     frames = mix(a.expand(9, -1, -1, -1), b.expand(9, -1, -1, -1), alpha)
     assert np.abs(projection_alpha(thumbnails(frames), 0, 8) - alpha).max() < 1e-6
-    assert np.abs(energy_alpha(gray_gradients(frames), 0, 8) - alpha).max() < 2e-6  # the search's step: 1e-6
+    assert np.abs(energy_alpha(classic_view(frames), 0, 8) - alpha).max() < 2e-6  # the search's step: 1e-6
+
+
+def test_the_classic_view_of_frames_on_disk_is_that_of_the_frames_held(sample_clip, second_clip, tmp_path):
+    # a long clip's analysis reads its frames from disk a chunk at a time and keeps
+    # a few kB of each: the same figures, bit for bit
+    a, _ = read_video(sample_clip, max_side=SIDE)
+    b, _ = read_video(second_clip, max_side=SIDE)
+    alpha = np.r_[np.ones(40), np.linspace(1, 0, 12)[1:-1], np.zeros(40)]
+    frames = mix(back_and_forth(a, len(alpha)), back_and_forth(b, len(alpha)), alpha)
+    store = FrameStore(tmp_path, "frames", dtype=np.float32)
+    for start in range(0, len(frames), 32):
+        store.append(frames[start:start + 32])
+    held, on_disk = classic_view(frames), classic_view(FrameRange(store))
+    assert np.array_equal(held.thumbs, on_disk.thumbs) and np.array_equal(held.energy, on_disk.energy)
+    assert np.array_equal(classic_alpha(frames, held), classic_alpha(None, on_disk))
+    assert locate_transition(held.part(20, 70)) == locate_transition(on_disk.part(20, 70))
+
+
+def test_a_transition_too_long_for_the_free_memory_is_refused_once_located(monkeypatch):
+    monkeypatch.setattr(unmix_module, "available_memory", lambda: 2 * 2**30)
+    check_modelled_memory(150, 90, 160, torch.device("cpu"))  # counted before reading
+    check_modelled_memory(400, 90, 160, torch.device("cpu"))  # 1.1 GiB
+    with pytest.raises(InputError, match="the transition and its anchors, 2000 frames, need about 4.4 GiB"):
+        check_modelled_memory(2000, 90, 160, torch.device("cpu"))
 
 
 def test_classic_alpha_finds_a_hard_cut_between_real_shots(two_shots):

@@ -51,21 +51,28 @@ def gray_gradients(frames: torch.Tensor, side: int = 160) -> tuple[torch.Tensor,
     return gray[..., :-1, 1:] - gray[..., :-1, :-1], gray[..., 1:, :-1] - gray[..., :-1, :-1]
 
 
+BLOCK = 8  # pixels a side of a block whose gradient energy is compared (at 160 px)
+
+
+def block_energy(gradients: tuple[torch.Tensor, torch.Tensor], block: int = BLOCK) -> np.ndarray:
+    """T x blocks: the gradient energy of every frame per block of pixels."""
+    dx, dy = gradients
+    return F.avg_pool2d(dx * dx + dy * dy, block).flatten(1).numpy()
+
+
 class BlockEnergies:
     """The gradient energy of every frame per block of pixels, and how far a mix
     of frames start (shot A) and end (shot B) is from it. A mix has, per block,
     the energy a^2 |grad A|^2 + (1 - a)^2 |grad B|^2 + 2 a (1 - a) <grad A, grad B>:
     exact for still shots, and for moving ones a block's energy changes much
-    less than its pixels, and does not care about brightness."""
+    less than its pixels, and does not care about brightness. `cross`: the
+    blocks' <grad A, grad B> of the two references (ClassicView.cross)."""
 
     EPS = 1e-5  # gradient energies of flat blocks (8-bit steps are 1.5e-5)
 
-    def __init__(self, gradients: tuple[torch.Tensor, torch.Tensor], start: int, end: int, block: int = 8):
-        dx, dy = gradients
-        pooled = lambda x: F.avg_pool2d(x, block).flatten(1).numpy()
-        self.energy = pooled(dx * dx + dy * dy)  # T x blocks
-        self.a, self.b = self.energy[start], self.energy[end]
-        self.cross = pooled(dx[start:start + 1] * dx[end:end + 1] + dy[start:start + 1] * dy[end:end + 1])[0]
+    def __init__(self, energy: np.ndarray, start: int, end: int, cross: np.ndarray):
+        self.energy = energy  # T x blocks
+        self.a, self.b, self.cross = self.energy[start], self.energy[end], cross
         self.log_energy = np.log(self.energy + self.EPS)
 
     def mismatch(self, t: int, weights: np.ndarray) -> np.ndarray:
@@ -75,12 +82,11 @@ class BlockEnergies:
         return np.abs(self.log_energy[t] - np.log(np.maximum(model, 0) + self.EPS)).sum(1)
 
 
-def energy_alpha(gradients: tuple[torch.Tensor, torch.Tensor], start: int, end: int,
-                 block: int = 8) -> np.ndarray:
+def energy_alpha(view: "ClassicView", start: int, end: int) -> np.ndarray:
     """Each frame's weight from the energy of its gradients per block of pixels
     (BlockEnergies): the weight that minimises the mismatch (a grid search,
     refined once)."""
-    blocks = BlockEnergies(gradients, start, end, block)
+    blocks = view.blocks(start, end)
     coarse = np.linspace(0.0, 1.0, 1001)
     alpha = np.empty(len(blocks.energy))
     for t in range(len(alpha)):
@@ -118,24 +124,36 @@ def with_moving_references(estimate, num_frames: int, pure: float = 0.97, rounds
 
 @dataclass(frozen=True)
 class ClassicView:
-    """What the classic analysis looks at: thumbnails and gray gradients, and
-    the raw estimates made from them so far (whole_clip_alpha and
+    """What the classic analysis looks at: thumbnails and the gradient energy per
+    block of every frame, the frames themselves (a tensor or a FrameRange, read
+    only for the reference frames' gradients: a long clip's need not be held),
+    and the raw estimates made from them so far (whole_clip_alpha and
     locate_transition both start from the first and last frames)."""
     thumbs: np.ndarray
-    gradients: tuple[torch.Tensor, torch.Tensor]
+    energy: np.ndarray   # T x blocks: block_energy
+    frames: object       # T x 3 x h x w, indexable by slices
     _estimates: dict = field(default_factory=dict, compare=False, repr=False)
 
     def part(self, start: int, stop: int) -> "ClassicView":
         """The view of frames start..stop-1."""
-        return ClassicView(self.thumbs[start:stop], tuple(g[start:stop] for g in self.gradients))
+        frames = self.frames.part(start, stop) if hasattr(self.frames, "part") else self.frames[start:stop]
+        return ClassicView(self.thumbs[start:stop], self.energy[start:stop], frames)
+
+    def cross(self, start: int, end: int) -> np.ndarray:
+        """Per block, <grad A, grad B> of frames start (shot A) and end (shot B)."""
+        (dx_a, dy_a), (dx_b, dy_b) = (gray_gradients(self.frames[t:t + 1]) for t in (start, end))
+        return F.avg_pool2d(dx_a * dx_b + dy_a * dy_b, BLOCK).flatten(1).numpy()[0]
+
+    def blocks(self, start: int, end: int) -> BlockEnergies:
+        return BlockEnergies(self.energy, start, end, self.cross(start, end))
 
     def projection(self, start: int, end: int) -> np.ndarray:
         """projection_alpha with references start and end (read-only)."""
         return self._estimate("projection", start, end, lambda: projection_alpha(self.thumbs, start, end))
 
-    def energy(self, start: int, end: int) -> np.ndarray:
+    def energy_estimate(self, start: int, end: int) -> np.ndarray:
         """energy_alpha with references start and end (read-only)."""
-        return self._estimate("energy", start, end, lambda: energy_alpha(self.gradients, start, end))
+        return self._estimate("energy", start, end, lambda: energy_alpha(self, start, end))
 
     def _estimate(self, kind: str, start: int, end: int, make) -> np.ndarray:
         key = (kind, start, end)
@@ -146,8 +164,18 @@ class ClassicView:
         return self._estimates[key]
 
 
-def classic_view(frames: torch.Tensor) -> ClassicView:
-    return ClassicView(thumbnails(frames), gray_gradients(frames))
+VIEW_CHUNK = 64  # frames shrunk at a time while a view is made
+
+
+def classic_view(frames) -> ClassicView:
+    """The view of frames (a tensor or a FrameRange), made VIEW_CHUNK frames at a
+    time: what it keeps is a few kB a frame."""
+    thumbs, energy = [], []
+    for start in range(0, len(frames), VIEW_CHUNK):
+        chunk = frames[start:start + VIEW_CHUNK]
+        thumbs.append(thumbnails(chunk))
+        energy.append(block_energy(gray_gradients(chunk)))
+    return ClassicView(np.concatenate(thumbs), np.concatenate(energy), frames)
 
 
 def whole_clip_alpha(view: ClassicView) -> np.ndarray:
@@ -161,7 +189,7 @@ def whole_clip_alpha(view: ClassicView) -> np.ndarray:
     out as a plateau near, not at, 1 (or 0): classic_alpha looks closer."""
     n = len(view.thumbs)
     projection = with_moving_references(view.projection, n)
-    energy = with_moving_references(view.energy, n)
+    energy = with_moving_references(view.energy_estimate, n)
     return decreasing_fit((projection + energy) / 2)
 
 
@@ -200,7 +228,7 @@ def locate_transition(view: ClassicView, rounds: int = 4) -> tuple[int, int]:
     n = len(view.thumbs)
     start, end = 0, n - 1
     for _ in range(rounds):
-        raw = (view.projection(start, end) + view.energy(start, end)) / 2
+        raw = (view.projection(start, end) + view.energy_estimate(start, end)) / 2
         first, last = fit_dissolve(raw)
         if (max(first - 1, 0), min(last + 1, n - 1)) == (start, end):
             break
@@ -264,7 +292,7 @@ def looks_like_one_shot(view: ClassicView, alpha: np.ndarray) -> bool:
         return len(alpha) == 2 and frame_steps(view.thumbs)[0] < TWO_FRAME_CUT_STEP
     if largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
         return False
-    figures = mix_evidence(view.gradients, alpha)
+    figures = mix_evidence(view, alpha)
     return figures is None or (figures[0] > ONE_SHOT_MISMATCH_RATIO and figures[1] > ONE_SHOT_ENERGY_DIP)
 
 
@@ -302,18 +330,18 @@ def holds_a_change(view: ClassicView) -> bool:
     benchmarks/notes/transition.md, "More than one shot change")."""
     if largest_step_ratio(view.thumbs) >= CUT_STEP_RATIO:
         return True
-    figures = mix_evidence(view.gradients, whole_clip_alpha(view))
+    figures = mix_evidence(view, whole_clip_alpha(view))
     return figures is not None and figures[0] < ONE_SHOT_MISMATCH_RATIO and figures[1] < ONE_SHOT_ENERGY_DIP
 
 
-def mix_evidence(gradients: tuple[torch.Tensor, torch.Tensor], alpha: np.ndarray) -> tuple[float, float] | None:
+def mix_evidence(view: ClassicView, alpha: np.ndarray) -> tuple[float, float] | None:
     """(median mismatch ratio, energy dip) over the half-mixed frames (see
     above), or None where there is none."""
     start, end = single_shot_ends(alpha, 0.97)
     mixed = [t for t in range(len(alpha)) if 0.25 < alpha[t] < 0.75]
     if not mixed or start is None or end is None:
         return None
-    blocks = BlockEnergies(gradients, start, end)
+    blocks = view.blocks(start, end)
     ratios = []
     for t in mixed:
         at_alpha, shot_a, shot_b = blocks.mismatch(t, [alpha[t], 1.0, 0.0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,7 +18,7 @@ from ...guided_filter import guided_upsample
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
 from ...runtime import check_clip
-from ...segments import (SEGMENT_FRAMES, SEGMENT_OVERLAP, Checkpoints, has_long_shot, plan_segments,
+from ...segments import (SEGMENT_FRAMES, SEGMENT_OVERLAP, Checkpoints, has_long_shot, plan_segments, run_manifest,
                          read_segments, read_thumbnails)
 from ...video import (StagedOutputDir, StreamingWriter, frame_to_tensor, iter_frames, resize_frames, save_png,
                       working_size)
@@ -80,7 +80,7 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
     start = time.perf_counter()
     opts, device = resolve_options(opts)
     read_side = max(opts.max_side, HINT_SIDE)
-    manifest = run_manifest(input_path, opts, device)
+    manifest = fgbg_manifest(input_path, opts, device)
     resume = (lambda folder: Checkpoints.matches(folder / f".{WORK_FOLDER}", manifest)) if opts.resume else None
     with StagedOutputDir(outdir, input_path, resume) as out:  # first: a bad OUTDIR fails before the work
         out.check_outputs(OUTPUTS + (("masks",) if opts.mask_png else ()))
@@ -120,18 +120,9 @@ def run_fgbg(input_path, outdir, opts: FgbgOptions) -> FgbgResult:
 WORK_FOLDER = "segments"  # in the staging folder: a long clip's per-frame results and checkpoints
 
 
-def run_manifest(input_path, opts: FgbgOptions, device: torch.device) -> dict:
-    """What a run's checkpoints belong to: the input file as it is now, the device, and
-    every option that changes the result (not --resume or the progress bars)."""
-    path = Path(input_path).resolve()
-    try:
-        stat = path.stat()
-        size, modified = stat.st_size, stat.st_mtime_ns
-    except OSError:  # no input: check_clip says so, in its words
-        size = modified = None
-    options = {key: str(value) for key, value in asdict(opts).items() if key not in ("resume", "progress")}
-    return dict(input=str(path), size=size, modified=modified, device=device.type, options=options,
-                segments=[SEGMENT_FRAMES, SEGMENT_OVERLAP])
+def fgbg_manifest(input_path, opts: FgbgOptions, device: torch.device) -> dict:
+    """run_manifest, with the segments' length and overlap."""
+    return run_manifest(input_path, opts, device, segments=[SEGMENT_FRAMES, SEGMENT_OVERLAP])
 
 
 def write_layers(input_path, info, separation: Separation, out: StagedOutputDir, opts: FgbgOptions,

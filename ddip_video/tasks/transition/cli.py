@@ -12,13 +12,15 @@ __all__ = ["DEFAULTS", "DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
-    """transition takes the common flags only."""
+    parser.add_argument("--resume", action="store_true",
+                        help="pick up where an interrupted run into the same OUTDIR (same input and options) "
+                             "stopped: a finished fit (a dip has two) is not run again")
 
 
 def run(args, common: dict) -> int:
     from .outputs import run_transition
 
-    result = run_transition(args.input, args.output, TransitionOptions(**common))
+    result = run_transition(args.input, args.output, TransitionOptions(**common, resume=args.resume))
     u = result.unmixing
     print(f"transition: {result.num_frames} frames at {result.size[0]}x{result.size[1]} -> {args.output}: "
           f"{result.span_text()}; in {result.seconds:.1f} s ({u.work_text()}, {u.device})")

@@ -21,6 +21,7 @@ class TransitionOptions(TaskOptions):
     black_level: float = 0.03        # a frame whose mean and 99th percentile stay below 3x this is black
     eval_every: int = 100
     patience: int = 5
+    resume: bool = False             # pick up an interrupted run's finished fits in OUTDIR
 
 
 # The defaults where none is given. A CPU is some 40x slower per pixel-step than a GPU,

@@ -18,10 +18,12 @@ import torch
 from ...errors import InputError
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
-from ...runtime import load_working_clip
-from ...video import StagedOutputDir, frame_to_tensor, iter_frames, resize_frames, save_png
+from ...runtime import check_clip
+from ...segments import Checkpoints, FrameRange, FrameStore, run_manifest
+from ...video import StagedOutputDir, VideoInfo, frame_to_tensor, iter_frames, resize_frames, save_png, working_size
+from ...video.reader import store_frame
 from .options import TransitionOptions
-from .unmix import Kind, Unmixing, memory_need, resolve_options, unmix
+from .unmix import MODELLED_FRAMES_CHECKED, Kind, Unmixing, memory_need, resolve_options, unmix
 
 
 def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot_b: torch.Tensor,
@@ -69,21 +71,47 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
     """The whole `ddip-video transition` job: read, unmix, write every output."""
     start = time.perf_counter()
     opts, device = resolve_options(opts)
-    with StagedOutputDir(outdir, input_path) as out:  # first: a bad OUTDIR fails before the work
+    manifest = run_manifest(input_path, opts, device)
+    resume = (lambda folder: Checkpoints.matches(folder / f".{FITS_FOLDER}", manifest)) if opts.resume else None
+    with StagedOutputDir(outdir, input_path, resume) as out:  # first: a bad OUTDIR fails before the work
         out.check_outputs(OUTPUTS)
-        clip = load_working_clip(input_path, opts.max_side, opts.fps,
-                                 memory=lambda info: memory_need(info, opts, device))
-        if clip.info.num_frames < 2:
-            raise InputError(f"{clip.info.path.name}: a transition needs at least 2 frames, "
-                             f"the input has {clip.info.num_frames}")
-        unmixing = unmix(clip.frames, opts)
-        write_shots(input_path, clip.info, unmixing, out, opts)
-        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, clip.info.fps,
+        info = check_clip(input_path, opts.max_side, opts.fps, memory=lambda info: memory_need(info, opts, device),
+                          frames_held=MODELLED_FRAMES_CHECKED)
+        if info.num_frames < 2:
+            raise InputError(f"{info.path.name}: a transition needs at least 2 frames, "
+                             f"the input has {info.num_frames}")
+        frames = read_to_disk(input_path, info, opts, out.scratch("frames"))
+        fits = Checkpoints(out.scratch(FITS_FOLDER), manifest, on_save=lambda: setattr(out, "keep_for_resume", True))
+        unmixing = unmix(frames, opts, fits)
+        write_shots(input_path, info, unmixing, out, opts)
+        write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, info.fps,
                         unmixing.weight_b if unmixing.dip is not None else None)
-        write_alpha_plot(out.path("alpha.png"), unmixing, clip.info.fps)
+        write_alpha_plot(out.path("alpha.png"), unmixing, info.fps)
         outputs = out.commit()
-    return TransitionResult(unmixing, outputs, (clip.info.width, clip.info.height), clip.info.num_frames,
-                            clip.info.fps, time.perf_counter() - start)
+    return TransitionResult(unmixing, outputs, (info.width, info.height), info.num_frames,
+                            info.fps, time.perf_counter() - start)
+
+
+FITS_FOLDER = "fits"  # in the staging folder: each finished fit, for --resume
+
+READ_CHUNK = 64  # frames shrunk and written to disk at a time
+
+
+def read_to_disk(input_path, info: VideoInfo, opts: TransitionOptions, folder: Path) -> FrameRange:
+    """The clip at the working size, kept on disk (exactly, as float32) and read back a
+    few frames at a time: a clip of any length is held as a few frames."""
+    width, height = working_size(info.width, info.height, opts.max_side)
+    store = FrameStore(folder, "frames", dtype=np.float32)
+    chunk, count = torch.empty(READ_CHUNK, 3, height, width), 0
+    for frame in iter_frames(input_path, fps=opts.fps):
+        if count < info.num_frames:
+            store_frame(chunk[count % READ_CHUNK], frame)
+            if count % READ_CHUNK == READ_CHUNK - 1 or count == info.num_frames - 1:
+                store.append(chunk[:count % READ_CHUNK + 1])
+        count += 1
+    if count != info.num_frames:
+        raise InputError(f"{info.path.name}: the input changed while it was being read")
+    return FrameRange(store)
 
 
 def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:

@@ -31,7 +31,8 @@ from ...analysis.dissolve import (ClassicView, black_gap, changes_beside, classi
 from ...errors import InputError
 from ...fit import FitReport, ParamGroup, Schedule, fit, total_loss, windowed_mean
 from ...nets import smallest_side
-from ...runtime import LOADED_BYTES, MemoryNeed, check_working_size, device_label, seed_everything, \
+from ...segments import Checkpoints, FrameRange
+from ...runtime import LOADED_BYTES, MemoryNeed, available_memory, check_working_size, device_label, seed_everything, \
     with_device_defaults
 from ...video import VideoInfo, resize_frames, working_size
 from .model import TransitionModel, loss_terms
@@ -43,19 +44,34 @@ def resolve_options(opts: TransitionOptions) -> tuple[TransitionOptions, torch.d
     return with_device_defaults(opts, DEFAULTS)
 
 
-# A long clip's memory, per pixel of a frame at the working size: measured peaks (CPU,
-# 854x480 dissolves of 100, 200 and 400 frames at --max-side 160 and 320,
-# benchmarks/notes/memory.md) grow by 124-156 bytes (the frames, both shots' codes and
-# outputs). On a GPU the host keeps the frames and both shots as they come back, 36
-# bytes (counted from those tensors; not measured: no GPU was lent). The check counts
-# the high end, as fgbg's does.
+# The memory of the frames the model runs on, per pixel of a frame at the working size:
+# measured peaks (CPU, 854x480 dissolves of 100, 200 and 400 frames at --max-side 160
+# and 320, all of them modelled, benchmarks/notes/memory.md) grow by 124-156 bytes (the
+# frames, both shots' codes and outputs). On a GPU the host keeps the frames and both
+# shots as they come back, 36 bytes (counted from those tensors; not measured: no GPU was
+# lent). The check counts the high end, as fgbg's does. The other frames stay on disk
+# (FrameRange): the analysis keeps a few kB of each (its thumbnails, block energies), not counted.
 BYTES_PER_PIXEL = {"cpu": 156, "cuda": 36}
+MODELLED_FRAMES_CHECKED = 150  # counted before reading (check_clip's frames_held): a transition and its
+                               # anchors of up to 5 s; a longer one is checked once located
 
 
 def memory_need(info: VideoInfo, opts: TransitionOptions, device: torch.device) -> MemoryNeed:
-    """About the host memory transition takes for the clip `info` describes."""
+    """About the host memory transition takes per frame it models, for the clip `info` describes."""
     w, h = working_size(info.width, info.height, opts.max_side)
     return MemoryNeed(LOADED_BYTES, BYTES_PER_PIXEL[device.type] * w * h)
+
+
+def check_modelled_memory(num_frames: int, height: int, width: int, device: torch.device) -> None:
+    """Stops with an InputError, before the model is made, where the frames it runs on
+    (a transition longer than memory_need counted) do not fit in the free memory."""
+    if num_frames <= MODELLED_FRAMES_CHECKED:
+        return
+    need = LOADED_BYTES + num_frames * BYTES_PER_PIXEL[device.type] * width * height
+    available = available_memory()
+    if available is not None and need > available:
+        raise InputError(f"the transition and its anchors, {num_frames} frames, need about {need / 2**30:.1f} "
+                         f"GiB of memory and {available / 2**30:.1f} GiB is free: lower --max-side")
 
 
 class Kind(Enum):
@@ -72,12 +88,47 @@ class Kind(Enum):
         return f"{self.value} {matte}" if self in (Kind.FADE_FROM, Kind.FADE_TO, Kind.DIP) else self.value
 
 
+class ShotFrames:
+    """One shot over the whole clip at the working size, not yet split, without
+    holding it: the nets' shot over the frames the model ran on (`modelled`, from
+    frame `start`), the input where the shot is alone (before those frames for
+    shot A, after them for shot B) and 0 where it is not seen. Indexing gives
+    tensors, as the T x 3 x h x w tensor it stands for would."""
+
+    def __init__(self, frames, modelled: torch.Tensor, start: int, alone_before: bool):
+        self.frames, self.modelled, self.start, self.alone_before = frames, modelled, start, alone_before
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.frames.shape)
+
+    def moved(self, frames, offset: int) -> "ShotFrames":
+        """The same shot in a longer clip `frames` where this one's frame 0 is frame `offset`."""
+        return ShotFrames(frames, self.modelled, self.start + offset, self.alone_before)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            ts = range(*key.indices(len(self)))
+            return torch.stack([self[t] for t in ts]) if len(ts) else torch.empty(0, *self.shape[1:])
+        t = int(key) + (len(self) if int(key) < 0 else 0)
+        if not 0 <= t < len(self):
+            raise IndexError(f"frame {key} of {len(self)}")
+        end = self.start + len(self.modelled)
+        if self.start <= t < end:
+            return self.modelled[t - self.start]
+        alone = t < self.start if self.alone_before else t >= end
+        return self.frames[t] if alone else torch.zeros(self.shape[1:])
+
+
 @dataclass
 class Unmixing:
     alpha: np.ndarray          # T: the weight of shot A per frame (1 and 0 exact where one shot is alone)
-    shot_a: torch.Tensor       # T x 3 x h x w at the working size, not yet split: the nets' shots where
+    shot_a: ShotFrames         # T x 3 x h x w at the working size, not yet split: the nets' shots where
                                # modelled, elsewhere the input (its shot alone) or 0 (not seen)
-    shot_b: torch.Tensor
+    shot_b: ShotFrames
     kind: Kind
     first: int                 # the first frame that mixes both shots (for a cut: the first frame of B;
                                # for a dip: the first frame of A's fade-out)
@@ -139,9 +190,11 @@ class Unmixing:
         return f"{text} at --max-side {self.options.max_side}, best at {' and '.join(str(b + 1) for b in bests)}"
 
 
-def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
-    """Runs the model on frames (T x 3 x h x w in [0, 1], any size: the model
-    works at opts.max_side)."""
+def unmix(frames: torch.Tensor | FrameRange, opts: TransitionOptions, fits: Checkpoints | None = None) -> Unmixing:
+    """Runs the model on frames (T x 3 x h x w in [0, 1]: a tensor of any size, the
+    model working at opts.max_side; or a FrameRange already at that size, read a few
+    frames at a time: only the frames the model runs on are held). fits: where each
+    finished fit is kept, and taken from on --resume (Checkpoints)."""
     start = time.perf_counter()
     if len(frames) < 2:
         raise InputError(f"a transition needs at least 2 frames, the input has {len(frames)}")
@@ -149,15 +202,19 @@ def unmix(frames: torch.Tensor, opts: TransitionOptions) -> Unmixing:
     generator = seed_everything(opts.seed)
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     check_working_size((frames.shape[-1], frames.shape[-2]), size, smallest_side())
-    frames = resize_frames(frames.float(), size)
+    if isinstance(frames, torch.Tensor):
+        frames = FrameRange(resize_frames(frames.float(), size))
+    elif size != (frames.shape[-1], frames.shape[-2]):
+        raise ValueError(f"a FrameRange must be at the working size {size}, not {tuple(frames.shape[-2:])}")
     if matte_of(frames, opts.black_level) == "white":
-        unmixing = unmix_matte_black(1.0 - frames, opts, device, generator, start, "white")
+        unmixing = unmix_matte_black(frames.invert(), opts, device, generator, start, fits, "white")
         return replace(unmixing, matte="white")
-    return unmix_matte_black(frames, opts, device, generator, start)
+    return unmix_matte_black(frames, opts, device, generator, start, fits)
 
 
-def unmix_matte_black(frames: torch.Tensor, opts: TransitionOptions, device: torch.device,
-                      generator: torch.Generator, start: float, matte: str = "black") -> Unmixing:
+def unmix_matte_black(frames: FrameRange, opts: TransitionOptions, device: torch.device,
+                      generator: torch.Generator, start: float, fits: Checkpoints | None = None,
+                      matte: str = "black") -> Unmixing:
     """unmix of frames (at the working size) whose solid shot, if any, is black
     (matte: what it is in the input, for the error message)."""
     black = [is_black(frame, opts.black_level) for frame in frames]
@@ -165,13 +222,13 @@ def unmix_matte_black(frames: torch.Tensor, opts: TransitionOptions, device: tor
         raise InputError(f"the first and the last frames are both {matte}: no shot to recover")
     gap = None if black[0] or black[-1] else black_gap(black)
     if gap is not None:
-        return unmix_dip(frames, gap, opts, device, generator, start)
+        return unmix_dip(frames, gap, opts, device, generator, start, fits)
     view = classic_view(frames)
     whole = whole_clip_alpha(view)  # what the one-shot test's thresholds were measured on
     if not (black[0] or black[-1]) and looks_like_one_shot(view, whole):
         return one_shot(frames, opts, device, whole, time.perf_counter() - start)
     refuse_more_changes(view, (black[0], black[-1]))
-    part = unmix_transition(frames, (black[0], black[-1]), opts, device, generator, view, whole)
+    part = unmix_transition(frames, (black[0], black[-1]), opts, device, generator, view, whole, fits=fits)
     kind, first, last = describe(part.alpha, black[0], black[-1])
     return Unmixing(alpha=part.alpha, shot_a=part.shot_a, shot_b=part.shot_b, kind=kind, first=first, last=last,
                     seconds=time.perf_counter() - start, device=device_label(device), options=opts,
@@ -209,8 +266,8 @@ class FittedShots:
 class Part:
     """One transition unmixed: see unmix_transition."""
     alpha: np.ndarray
-    shot_a: torch.Tensor
-    shot_b: torch.Tensor
+    shot_a: ShotFrames
+    shot_b: ShotFrames
     prior: np.ndarray            # the classic estimate
     fitted: FittedShots | None   # None: a cut, nothing to optimise
     label: str                   # what the optimisation was called
@@ -228,9 +285,10 @@ class Part:
         return 0.0 if self.fitted is None else self.fitted.report.seconds
 
 
-def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: TransitionOptions,
+def unmix_transition(frames: FrameRange, black: tuple[bool, bool], opts: TransitionOptions,
                      device: torch.device, generator: torch.Generator, view: ClassicView | None = None,
-                     whole: np.ndarray | None = None, label: str = "transition") -> Part:
+                     whole: np.ndarray | None = None, label: str = "transition", fits: Checkpoints | None = None,
+                     fit_index: int = 0) -> Part:
     """One dissolve or fade in frames (at the working size), from shot A alone in
     the first frame to shot B alone in the last: the classic estimate locates
     it, the model runs there, and each shot alone is the input elsewhere (the
@@ -241,35 +299,34 @@ def unmix_transition(frames: torch.Tensor, black: tuple[bool, bool], opts: Trans
     dissolves a cut (benchmarks/notes/transition.md, "A hard cut")."""
     prior = classic_alpha(frames, view, whole)
     if not np.any((prior > 0) & (prior < 1)):
-        shot_a, shot_b = frames.clone(), frames.clone()
-        shot_a[prior == 0], shot_b[prior == 1] = 0.0, 0.0
-        return Part(prior, shot_a, shot_b, prior, None, label)
+        cut = int(np.sum(prior == 1))
+        none = torch.empty(0, *frames.shape[1:])
+        return Part(prior, ShotFrames(frames, none, cut, True), ShotFrames(frames, none, cut, False), prior, None,
+                    label)
     lo, hi = modelled_span(prior, opts.anchor_frames)
-    fitted = optimise(frames[lo:hi + 1], prior[lo:hi + 1], black, opts, device, generator, label)
+    fitted = optimise(frames[lo:hi + 1], prior[lo:hi + 1], black, opts, device, generator, label, fits, fit_index)
     alpha = np.r_[np.ones(lo), fitted.alpha, np.zeros(len(frames) - hi - 1)]
-    shot_a, shot_b = frames.clone(), frames.clone()
-    shot_a[hi + 1:], shot_b[:lo] = 0.0, 0.0
-    shot_a[lo:hi + 1], shot_b[lo:hi + 1] = fitted.shot_a, fitted.shot_b
-    return Part(alpha, shot_a, shot_b, prior, fitted, label)
+    return Part(alpha, ShotFrames(frames, fitted.shot_a, lo, True), ShotFrames(frames, fitted.shot_b, lo, False),
+                prior, fitted, label)
 
 
-def unmix_dip(frames: torch.Tensor, gap: tuple[int, int], opts: TransitionOptions, device: torch.device,
-              generator: torch.Generator, start: float) -> Unmixing:
+def unmix_dip(frames: FrameRange, gap: tuple[int, int], opts: TransitionOptions, device: torch.device,
+              generator: torch.Generator, start: float, fits: Checkpoints | None = None) -> Unmixing:
     """A dip to black: shot A fades to black by the gap's first frame, shot B
     fades in from its last; two fades, unmixed one after the other."""
     first_black, last_black = gap
     n = len(frames)
-    views = classic_view(frames[:first_black + 1]), classic_view(frames[last_black:])
+    parts = frames.part(0, first_black + 1), frames.part(last_black)
+    views = classic_view(parts[0]), classic_view(parts[1])
     refuse_more_changes(views[0], (False, True))
     refuse_more_changes(views[1], (True, False), offset=last_black)
-    fade_out = unmix_transition(frames[:first_black + 1], (False, True), opts, device, generator, views[0],
-                                label="fade out")
-    fade_in = unmix_transition(frames[last_black:], (True, False), opts, device, generator, views[1],
-                               label="fade in")
+    fade_out = unmix_transition(parts[0], (False, True), opts, device, generator, views[0], label="fade out",
+                                fits=fits, fit_index=0)
+    fade_in = unmix_transition(parts[1], (True, False), opts, device, generator, views[1], label="fade in",
+                               fits=fits, fit_index=1)
     alpha = np.r_[fade_out.alpha, np.zeros(n - first_black - 1)]
     weight_b = np.r_[np.zeros(last_black), 1.0 - fade_in.alpha]
-    shot_a, shot_b = torch.zeros_like(frames), torch.zeros_like(frames)
-    shot_a[:first_black + 1], shot_b[last_black:] = fade_out.shot_a, fade_in.shot_b
+    shot_a, shot_b = fade_out.shot_a.moved(frames, 0), fade_in.shot_b.moved(frames, last_black)
     first = int(np.argmax(alpha < 1))
     last = int(n - 1 - np.argmax(weight_b[::-1] < 1))
     return Unmixing(alpha=alpha, shot_a=shot_a, shot_b=shot_b, kind=Kind.DIP, first=first, last=last,
@@ -307,10 +364,22 @@ class TransitionFit:
 
 
 def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], opts: TransitionOptions,
-             device: torch.device, generator: torch.Generator, label: str = "transition") -> FittedShots:
+             device: torch.device, generator: torch.Generator, label: str = "transition",
+             fits: Checkpoints | None = None, index: int = 0) -> FittedShots:
     """The Double-DIP optimisation on frames (at the working size) that start
-    with shot A alone and end with shot B alone, from the classic estimate `prior`."""
+    with shot A alone and end with shot B alone, from the classic estimate `prior`.
+    With `fits`, the result is kept there as fit number `index`, or taken from there
+    where an interrupted run had finished it (the random generators then left as
+    that run left them, so that a later fit draws what it drew)."""
+    saved = fits.load(index) if fits is not None else None
+    if saved is not None:
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        return saved["fitted"]
     num_frames, _, h, w = frames.shape
+    check_modelled_memory(num_frames, h, w, device)
     model = TransitionModel(num_frames, h, w, prior, *black, generator).to(device)
     frames = frames.to(device)
     # while the shot nets are crude, a moving alpha soaks up their errors: it waits, and
@@ -323,14 +392,20 @@ def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], 
     shot_a, shot_b = windowed_mean(num_frames, window, device, lambda idx: model(idx, perturb=False)[1:])
     with torch.no_grad():
         alpha = model.alpha().double().cpu().numpy()
-    return FittedShots(snap_alpha(alpha, opts.pure_tolerance), shot_a.cpu(), shot_b.cpu(), report)
+    fitted = FittedShots(snap_alpha(alpha, opts.pure_tolerance), shot_a.cpu(), shot_b.cpu(), report)
+    if fits is not None:
+        fits.save(index, dict(fitted=fitted, generator=generator.get_state(), torch_rng=torch.get_rng_state(),
+                              cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None))
+    return fitted
 
 
-def one_shot(frames: torch.Tensor, opts: TransitionOptions, device: torch.device, prior: np.ndarray,
+def one_shot(frames: FrameRange, opts: TransitionOptions, device: torch.device, prior: np.ndarray,
              seconds: float) -> Unmixing:
     """The answer for a clip that holds no transition: shot A is the input
     throughout, shot B is never seen; no optimisation runs."""
-    return Unmixing(alpha=np.ones(len(frames)), shot_a=frames.cpu(), shot_b=torch.zeros_like(frames).cpu(),
+    none, n = torch.empty(0, *frames.shape[1:]), len(frames)
+    return Unmixing(alpha=np.ones(n), shot_a=ShotFrames(frames, none, n, True),
+                    shot_b=ShotFrames(frames, none, n, False),
                     kind=Kind.NO_TRANSITION, first=len(frames), last=len(frames) - 1, seconds=seconds,
                     device=device_label(device), options=opts, classic_alpha=prior, timings=dict(optimize=0.0))
 
