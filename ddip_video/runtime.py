@@ -15,7 +15,7 @@ import torch
 from .errors import InputError
 from .nets import smallest_side
 from .options import TaskOptions
-from .video import VideoInfo, probe, read_video, working_size
+from .video import VideoInfo, probe, working_size
 
 
 def choose_device(name: str) -> torch.device:
@@ -50,12 +50,6 @@ def device_label(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-@dataclass
-class WorkingClip:
-    frames: torch.Tensor  # T x 3 x h x w float in [0, 1], at the working size
-    info: VideoInfo
-
-
 LOADED_BYTES = 0.25 * 2**30  # resident once Python, torch, OpenCV and PyAV are loaded (measured)
 
 
@@ -70,7 +64,7 @@ class MemoryNeed:
 
 
 def check_clip(path, max_side: int | None, fps=None, memory: Callable[[VideoInfo], MemoryNeed] | None = None,
-               frames_held: int | None = None) -> VideoInfo:
+               frames_held: int | None = None, held_text: str | None = None) -> VideoInfo:
     """The input described (probe), after checking that the working size that max_side
     gives keeps the pixels a side the nets need (smallest_side) and, given `memory`
     (what the task needs for a clip), that the machine has that much for `frames_held`
@@ -84,32 +78,25 @@ def check_clip(path, max_side: int | None, fps=None, memory: Callable[[VideoInfo
     except InputError as error:
         raise InputError(f"{info.path.name}: {error}") from None
     if memory is not None:
-        check_memory(info, memory(info), frames_held=frames_held)
+        check_memory(info, memory(info), frames_held=frames_held,
+                     **({"held_text": held_text} if held_text else {}))
     return info
 
 
-def load_working_clip(path, max_side: int | None, fps=None, read_side: int | None = None,
-                      memory: Callable[[VideoInfo], MemoryNeed] | None = None) -> WorkingClip:
-    """Reads the clip with its longer side at most read_side (default: max_side;
-    None reads the full size), after check_clip's checks."""
-    info = check_clip(path, max_side, fps, memory)
-    frames, info = read_video(path, max_side=read_side if read_side is not None else max_side, fps=fps, info=info)
-    return WorkingClip(frames, info)
-
-
 def check_memory(info: VideoInfo, need: MemoryNeed, available: float | None = None,
-                 frames_held: int | None = None) -> None:
+                 frames_held: int | None = None, held_text: str = "a segment of {held} of its frames needs") -> None:
     """Raises InputError, before any work, when the clip needs more memory than
     is free (available: bytes; default available_memory()). Without this, Linux
     kills the process without a word once memory runs out. frames_held: the frames
-    a task holds at a time where it streams a long clip in segments (default: all)."""
+    a task holds at a time where it streams a long clip in segments (default: all);
+    held_text: what those are, for the message ({held}: their count)."""
     available = available_memory() if available is None else available
     held = info.num_frames if frames_held is None else min(frames_held, info.num_frames)
     needed = need.total(held)
     if available is None or needed <= available:
         return
-    if held < info.num_frames:  # the length is not the problem: a segment does not fit
-        raise InputError(f"{info.path.name}: a segment of {held} of its frames needs about {needed / 2**30:.1f} "
+    if held < info.num_frames:  # the length is not the problem: what is held at a time does not fit
+        raise InputError(f"{info.path.name}: {held_text.format(held=held)} about {needed / 2**30:.1f} "
                          f"GiB of memory and {available / 2**30:.1f} GiB is free")
     fits = max(1, int((available - need.base) // need.per_frame))
     raise InputError(f"{info.path.name}: its {info.num_frames} frames need about {needed / 2**30:.1f} GiB of "

@@ -297,12 +297,13 @@ def test_output_folder_is_checked_before_the_work(tmp_path, sample_clip, monkeyp
 def test_clip_too_long_for_the_memory_is_refused_before_the_work(task, tmp_path, sample_clip, monkeypatch,
                                                                   capsys):
     import ddip_video.runtime as runtime
+    import ddip_video.tasks.fgbg.outputs as fgbg_outputs
     import ddip_video.tasks.transition.outputs as transition_outputs
 
     # 0.26 GiB free: less than either task needs for the sample's 30 frames (tests/test_memory.py)
     monkeypatch.setattr(runtime, "available_memory", lambda: 0.26 * 2**30)
-    monkeypatch.setattr(runtime, "read_video", _no_work)
     monkeypatch.setattr(transition_outputs, "read_to_disk", _no_work)
+    monkeypatch.setattr(fgbg_outputs, "read_thumbnails", _no_work)
     outdir = tmp_path / "out"
     assert main([task, str(sample_clip), "-o", str(outdir), "--device", "cpu", "--quiet"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

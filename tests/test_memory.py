@@ -41,6 +41,16 @@ def test_a_task_that_streams_segments_is_refused_only_where_a_segment_does_not_f
                                 "2.0 GiB is free")
 
 
+def test_transition_is_refused_only_where_its_model_frames_do_not_fit():
+    need = transition.memory_need(clip_info(5000), TransitionOptions(max_side=160), torch.device("cpu"))
+    text = "the {held} frames its model may run on (lower --max-side) need"
+    check_memory(clip_info(5000), need, available=1 * GIB, frames_held=150, held_text=text)  # 0.56 GiB
+    with pytest.raises(InputError) as error:
+        check_memory(clip_info(5000), need, available=0.5 * GIB, frames_held=150, held_text=text)
+    assert str(error.value) == ("clip.mp4: the 150 frames its model may run on (lower --max-side) need about 0.6 GiB "
+                                "of memory and 0.5 GiB is free")
+
+
 def test_the_tasks_needs_grow_with_the_frames_and_the_working_size():
     # 52 bytes a pixel at the hints' 427x240, whatever the device or --max-side
     # (benchmarks/notes/memory.md)

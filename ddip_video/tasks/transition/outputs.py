@@ -76,7 +76,8 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
     with StagedOutputDir(outdir, input_path, resume) as out:  # first: a bad OUTDIR fails before the work
         out.check_outputs(OUTPUTS)
         info = check_clip(input_path, opts.max_side, opts.fps, memory=lambda info: memory_need(info, opts, device),
-                          frames_held=MODELLED_FRAMES_CHECKED)
+                          frames_held=MODELLED_FRAMES_CHECKED,
+                          held_text="the {held} frames its model may run on (lower --max-side) need")
         if info.num_frames < 2:
             raise InputError(f"{info.path.name}: a transition needs at least 2 frames, "
                              f"the input has {info.num_frames}")

@@ -106,7 +106,9 @@ class ShotFrames:
         return tuple(self.frames.shape)
 
     def moved(self, frames, offset: int) -> "ShotFrames":
-        """The same shot in a longer clip `frames` where this one's frame 0 is frame `offset`."""
+        """The same shot in a longer clip `frames` where this one's frame 0 is frame
+        `offset`: its modelled frames moved there, the shot alone on the same side of
+        them (all of that side of the longer clip) and not seen on the other."""
         return ShotFrames(frames, self.modelled, self.start + offset, self.alone_before)
 
     def __getitem__(self, key) -> torch.Tensor:
@@ -304,6 +306,7 @@ def unmix_transition(frames: FrameRange, black: tuple[bool, bool], opts: Transit
         return Part(prior, ShotFrames(frames, none, cut, True), ShotFrames(frames, none, cut, False), prior, None,
                     label)
     lo, hi = modelled_span(prior, opts.anchor_frames)
+    check_modelled_memory(hi + 1 - lo, frames.shape[-2], frames.shape[-1], device)
     fitted = optimise(frames[lo:hi + 1], prior[lo:hi + 1], black, opts, device, generator, label, fits, fit_index)
     alpha = np.r_[np.ones(lo), fitted.alpha, np.zeros(len(frames) - hi - 1)]
     return Part(alpha, ShotFrames(frames, fitted.shot_a, lo, True), ShotFrames(frames, fitted.shot_b, lo, False),
@@ -369,17 +372,17 @@ def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], 
     """The Double-DIP optimisation on frames (at the working size) that start
     with shot A alone and end with shot B alone, from the classic estimate `prior`.
     With `fits`, the result is kept there as fit number `index`, or taken from there
-    where an interrupted run had finished it (the random generators then left as
-    that run left them, so that a later fit draws what it drew)."""
+    where an interrupted run had finished it on the same frames (the same curve to
+    start from; the random generators then left as that run left them, so that a
+    later fit draws what it drew)."""
     saved = fits.load(index) if fits is not None else None
-    if saved is not None:
+    if saved is not None and saved["label"] == label and np.array_equal(saved["prior"], prior):
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         if saved["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         return saved["fitted"]
     num_frames, _, h, w = frames.shape
-    check_modelled_memory(num_frames, h, w, device)
     model = TransitionModel(num_frames, h, w, prior, *black, generator).to(device)
     frames = frames.to(device)
     # while the shot nets are crude, a moving alpha soaks up their errors: it waits, and
@@ -394,7 +397,8 @@ def optimise(frames: torch.Tensor, prior: np.ndarray, black: tuple[bool, bool], 
         alpha = model.alpha().double().cpu().numpy()
     fitted = FittedShots(snap_alpha(alpha, opts.pure_tolerance), shot_a.cpu(), shot_b.cpu(), report)
     if fits is not None:
-        fits.save(index, dict(fitted=fitted, generator=generator.get_state(), torch_rng=torch.get_rng_state(),
+        fits.save(index, dict(fitted=fitted, label=label, prior=prior, generator=generator.get_state(),
+                              torch_rng=torch.get_rng_state(),
                               cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None))
     return fitted
 
