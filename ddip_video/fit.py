@@ -23,7 +23,8 @@ from .progress import Progress
 @dataclass(frozen=True)
 class Schedule:
     """How long and how a fit runs. The score is evaluated every `eval_every`
-    steps from step `eval_from` on (and at the last step); the fit stops once
+    steps from step `eval_from` on (and at the last step, unless that would be the only
+    check: it could only keep the last state); the fit stops once
     it has not improved for `patience` evaluations, but not before `stop_from`."""
     steps: int
     window: int            # consecutive frames per step
@@ -58,7 +59,7 @@ class FitTask(Protocol):
 @dataclass
 class FitReport:
     steps: int          # the steps run (fewer than scheduled after an early stop)
-    best_step: int      # the step whose state was kept (-1: never evaluated)
+    best_step: int      # the step whose state was kept (-1: a fit ended before eval_from)
     best_score: float
     seconds: float
     terms: dict[str, float] = field(default_factory=dict)  # the last step's loss terms
@@ -99,6 +100,9 @@ def fit(task: FitTask, num_frames: int, schedule: Schedule, device: torch.device
         last = step == schedule.steps - 1
         since = step - schedule.eval_from
         if since >= 0 and ((since + 1) % schedule.eval_every == 0 or last):
+            if last and best.checks == 0:  # a lone check has nothing to choose from: the last state stays
+                best.best_step = step
+                break
             stale = best.update(evaluate(task, num_frames, window, device), step)
             if stale and step >= schedule.stop_from and not last:
                 break
@@ -158,9 +162,11 @@ class BestState:
         self.best_step = -1
         self.state = None
         self.stale = 0
+        self.checks = 0
 
     def update(self, score: float, step: int) -> bool:
         """Records a check; returns True when the optimisation should stop."""
+        self.checks += 1
         improved = math.isfinite(score) and (
             self.state is None or score < self.best_score - self.min_delta * abs(self.best_score))
         if improved:

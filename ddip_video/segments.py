@@ -55,8 +55,11 @@ def plan_segments(num_frames: int, cuts: Iterable[int] = (), length: int | None 
                   overlap: int | None = None) -> list[Segment]:
     """Each shot (frames `cuts` start a new one) in as few segments of at most
     `length` frames (default SEGMENT_FRAMES) as it takes, consecutive ones sharing
-    `overlap` frames (default SEGMENT_OVERLAP), the lengths as even as can be. A shot
-    of at most `length` frames is one segment."""
+    `overlap` frames (default SEGMENT_OVERLAP). A shot of at most `length` frames is
+    one segment; in a longer one every segment is `length` frames but the last two,
+    which share the rest evenly (each at least (length + overlap) / 2 frames): the
+    memory a segment takes is then that of `length` frames whatever the shot's length,
+    and no segment is left with a few frames."""
     length = SEGMENT_FRAMES if length is None else length
     overlap = SEGMENT_OVERLAP if overlap is None else overlap
     if not 0 <= overlap < length // 2:
@@ -65,7 +68,10 @@ def plan_segments(num_frames: int, cuts: Iterable[int] = (), length: int | None 
     plan: list[Segment] = []
     for shot, (a, b) in enumerate(zip(bounds, bounds[1:])):
         count = max(1, math.ceil((b - a - overlap) / (length - overlap)))
-        starts = [a + round(i * (b - a - overlap) / count) for i in range(count)]
+        starts = [a + i * (length - overlap) for i in range(count - 1)] or [a]
+        if count > 1:  # the last two share what the full ones leave: rest = their lengths - overlap
+            rest = b - starts[-1]
+            starts.append(starts[-1] + (rest + overlap + 1) // 2 - overlap)
         ends = [*(s + overlap for s in starts[1:]), b]
         for i, (first, end) in enumerate(zip(starts, ends)):
             plan.append(Segment(len(plan), shot, first, end, overlap if i else 0))

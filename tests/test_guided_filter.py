@@ -12,8 +12,9 @@ def window(h, w, y, x, r):
 
 
 @pytest.mark.parametrize("radius", [1, 2, 5])
-def test_box_mean_is_the_mean_over_the_clipped_window(radius):
-    x = torch.rand(2, 3, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32 on the CPU: OpenCV's box filter
+def test_box_mean_is_the_mean_over_the_clipped_window(radius, dtype):
+    x = torch.rand(2, 3, 5, 7, dtype=dtype, generator=torch.Generator().manual_seed(0))
     expected = torch.empty_like(x)
     for y in range(5):
         for c in range(7):

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from ddip_video.codes import FrameCodes
-from ddip_video.fit import BestState, frame_windows
-from ddip_video.tasks.fgbg.model import PanoramaBackground, panorama_geometry
+from ddip_video.fit import BestState, ParamGroup, Schedule, fit, frame_windows
+from ddip_video.analysis.motion import MotionHints
+from ddip_video.tasks.fgbg.model import FgbgModel, PanoramaBackground, panorama_geometry
 from ddip_video.nets import SkipNet, TemporalMix, smallest_side
 
 
@@ -100,3 +101,47 @@ def test_best_state_keeps_the_lowest_and_stops():
     assert best.update(2.1, 4)  # two checks without improvement
     best.restore()
     assert module.weight.item() == 2.0 and best.best_step == 2
+
+
+class CountedChecks:
+    """A one-weight task that counts the engine's checks of its score."""
+
+    def __init__(self):
+        self.model = torch.nn.Linear(1, 1)
+        self.checks = 0
+
+    def param_groups(self):
+        return [ParamGroup(list(self.model.parameters()), 0.1)]
+
+    def loss_terms(self, idx, step):
+        return {"square": (self.model(idx.float()[:, None]) ** 2).mean()}
+
+    def score(self, idx):
+        self.checks += 1
+        return (self.model(idx.float()[:, None]) ** 2).mean()
+
+
+@pytest.mark.parametrize("steps, checked", [(5, False), (12, True)])
+def test_fit_skips_a_lone_check_at_the_last_step(steps, checked):
+    """With eval_every 10, a 5-step fit's only check would be its last step's: it could
+    only keep the last state, so it is not run; a 12-step fit checks at 10 and 12."""
+    task = CountedChecks()
+    report = fit(task, 4, Schedule(steps, 2, 10, 3), torch.device("cpu"), torch.Generator().manual_seed(0),
+                 "test", progress=False)
+    assert report.steps == steps
+    assert (task.checks > 0) == checked
+    if not checked:
+        assert report.best_step == steps - 1
+
+
+def test_the_mask_alone_is_the_models_mask():
+    """predict infers the masks through the mask net alone: the same as the whole model's."""
+    t, h, w = 6, 40, 48
+    frames = torch.rand(t, 3, h, w, generator=torch.Generator().manual_seed(1))
+    prob = np.zeros((t, h, w), np.float32)
+    prob[:, 10:20, 10:30] = 0.9
+    hints = MotionHints(prob, prob > 0.5, np.tile(np.eye(3), (t, 1, 1)), True, False)
+    model = FgbgModel(frames, hints, torch.Generator().manual_seed(0))
+    hint, idx = torch.from_numpy(prob)[:, None], torch.arange(1, 5)
+    with torch.no_grad():
+        assert torch.equal(model.mask(idx, frames, hint, perturb=False), model(idx, frames, hint, perturb=False)[0])

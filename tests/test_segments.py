@@ -8,11 +8,12 @@ import ddip_video.segments as segments
 from ddip_video.analysis.cuts import thumbnails
 from ddip_video.segments import FrameRange, FrameStore, SeamBlender, plan_segments, read_segments, read_thumbnails
 from ddip_video.tasks.fgbg.options import FgbgOptions
-from ddip_video.tasks.fgbg.separate import separate_segments
+from ddip_video.tasks.fgbg.separate import segment_iters, separate_segments
 from ddip_video.video import probe, read_video
 
 
-@pytest.mark.parametrize("count, cuts", [(10, []), (150, []), (151, []), (400, []), (1700, []), (400, [120, 130])])
+@pytest.mark.parametrize("count, cuts", [(10, []), (150, []), (151, []), (280, []), (281, []), (300, []),
+                                          (400, []), (1700, []), (3000, []), (400, [120, 130])])
 def test_plan_covers_each_shot_with_overlapping_segments_of_at_most_the_length(count, cuts):
     plan = plan_segments(count, cuts, length=150, overlap=20)
     shots = [0, *cuts, count]
@@ -23,7 +24,9 @@ def test_plan_covers_each_shot_with_overlapping_segments_of_at_most_the_length(c
             assert before.end - after.first == after.overlap == 20
         assert all(s.length <= 150 for s in own)
         assert len(own) == max(1, -(-(b - a - 20) // 130))  # as few as the length allows
-        assert max(s.length for s in own) - min(s.length for s in own) <= 1 or len(own) == 1
+        assert all(s.length == 150 for s in own[:-2])  # full segments, then the last two share the rest
+        assert abs(own[-1].length - own[-2].length) <= 1 if len(own) > 1 else own[0].length == b - a
+        assert all(s.length >= (150 + 20) // 2 for s in own) or len(own) == 1
     assert [s.index for s in plan] == list(range(len(plan)))
     if count <= 150 and not cuts:
         assert len(plan) == 1
@@ -89,6 +92,24 @@ def test_seams_are_blended_linearly_and_the_camera_path_chained():
     assert torch.all(value[plan[0].first:second.first] == 0)
 
 
+def test_a_long_shots_steps_grow_in_proportion_to_its_frames():
+    """A shot of one segment runs the full schedule; a longer one's segments, the
+    first (cold) as the later ones, steps in proportion to their length: the steps a
+    frame are the same at 300 frames (segments of 150, 95 and 95) as at 1700 (11 of
+    150, 2 of 145)."""
+    opts = FgbgOptions(iters=300)
+    assert [segment_iters(opts, plan_segments(150), s) for s in plan_segments(150)] == [300]
+    with_cut = plan_segments(400, [100])
+    assert [segment_iters(opts, with_cut, s) for s in with_cut] == [300, 60, 38, 38]
+    per_frame = []
+    for frames in (300, 1700):
+        plan = plan_segments(frames)
+        steps = [segment_iters(opts, plan, s) for s in plan]
+        assert steps == [round(opts.segment_iters * opts.iters * s.length / 150) for s in plan]
+        per_frame.append(sum(steps) / frames)
+    assert abs(per_frame[0] / per_frame[1] - 1) < 0.1
+
+
 def test_fgbg_over_segments_keeps_length_and_is_the_same_from_disk(sample_clip, tmp_path):
     frames, info = read_video(sample_clip, max_side=96)
     plan = plan_segments(info.num_frames, [], length=14, overlap=4)
@@ -103,7 +124,7 @@ def test_fgbg_over_segments_keeps_length_and_is_the_same_from_disk(sample_clip, 
     assert torch.allclose(disk.masks[:], memory.masks, atol=1e-3)
     assert torch.allclose(disk.background[:], memory.background, atol=1e-3)
     assert memory.segments == 3 and memory.cuts == []
-    assert memory.iterations == 8 + 2 * max(1, round(opts.warm_iters * 8))  # later segments: fewer steps
+    assert memory.iterations == sum(segment_iters(opts, plan, s) for s in plan)
     assert memory.hints.homographies.shape == (30, 3, 3) and np.allclose(memory.hints.homographies[0], np.eye(3))
     assert np.array_equal(np.stack(list(disk.hints.fg_mask)), memory.hints.fg_mask)
 

@@ -54,10 +54,15 @@ def gray_gradients(frames: torch.Tensor, side: int = 160) -> tuple[torch.Tensor,
 BLOCK = 8  # pixels a side of a block whose gradient energy is compared (at 160 px)
 
 
+def block_means(maps: torch.Tensor, block: int = BLOCK) -> np.ndarray:
+    """T x blocks: the mean of each of T maps (T x 1 x h x w) per block of pixels."""
+    return F.avg_pool2d(maps, block).flatten(1).numpy()
+
+
 def block_energy(gradients: tuple[torch.Tensor, torch.Tensor], block: int = BLOCK) -> np.ndarray:
     """T x blocks: the gradient energy of every frame per block of pixels."""
     dx, dy = gradients
-    return F.avg_pool2d(dx * dx + dy * dy, block).flatten(1).numpy()
+    return block_means(dx * dx + dy * dy, block)
 
 
 class BlockEnergies:
@@ -142,7 +147,7 @@ class ClassicView:
     def cross(self, start: int, end: int) -> np.ndarray:
         """Per block, <grad A, grad B> of frames start (shot A) and end (shot B)."""
         (dx_a, dy_a), (dx_b, dy_b) = (gray_gradients(self.frames[t:t + 1]) for t in (start, end))
-        return F.avg_pool2d(dx_a * dx_b + dy_a * dy_b, BLOCK).flatten(1).numpy()[0]
+        return block_means(dx_a * dx_b + dy_a * dy_b)[0]
 
     def blocks(self, start: int, end: int) -> BlockEnergies:
         return BlockEnergies(self.energy, start, end, self.cross(start, end))

@@ -115,8 +115,12 @@ class FgbgModel(nn.Module):
         """(mask, foreground, background) of frames idx; frames/hint: the clip's."""
         background = self.background(idx, perturb)
         foreground = self.foreground(self.fg_codes(idx, perturb))
+        return self.mask(idx, frames, hint, perturb), foreground, background
+
+    def mask(self, idx: torch.Tensor, frames: torch.Tensor, hint: torch.Tensor, perturb: bool = True):
+        """The mask of frames idx alone (the mask net does not see the layers)."""
         mask_in = torch.cat([frames[idx], hint[idx], self.mask_codes(idx, perturb)], dim=1)
-        return self.mask_net(mask_in), foreground, background
+        return self.mask_net(mask_in)
 
 
 def hint_loss(mask: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:

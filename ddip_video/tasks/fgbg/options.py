@@ -21,7 +21,7 @@ class FgbgOptions(TaskOptions):
     hint_floor: float = 0.5          # the hints' weight once they have faded
     eval_every: int = 50
     patience: int = 4
-    warm_iters: float = 0.15         # a long shot's later segments: this share of the steps, from the weights before
+    segment_iters: float = 0.2       # a long shot's segments: this share of the steps for 150 frames, pro rata
 
 
 def parse_pick(text: str | None) -> tuple[float, float] | str | None:
