@@ -22,6 +22,7 @@ import torch
 
 from .analysis.cuts import thumbnails
 from .errors import InputError
+from .runtime import release_free_memory
 from .video import iter_frames
 from .video.reader import store_frame
 
@@ -118,13 +119,20 @@ def read_thumbnails(path, num_frames: int, size: tuple[int, int], fps=None) -> n
     from one pass over the input: what finding the hard cuts needs, without holding
     the frames."""
     frame_at_size = torch.empty(3, size[1], size[0])
-    rows = []
-    for frame in iter_frames(path, fps):
+    thumbs = None  # one block, filled in place: rows kept one by one pinned the freed frames' memory
+    count = 0
+    for count, frame in enumerate(iter_frames(path, fps), 1):
+        if count > num_frames:
+            break
         store_frame(frame_at_size, frame)
-        rows.append(thumbnails(frame_at_size[None])[0])
-    if len(rows) != num_frames:
+        row = thumbnails(frame_at_size[None])[0]
+        if thumbs is None:
+            thumbs = np.empty((num_frames, len(row)), row.dtype)
+        thumbs[count - 1] = row
+    if count != num_frames:
         raise InputError(f"{Path(path).name}: the input changed while it was being read")
-    return np.stack(rows)
+    release_free_memory()
+    return thumbs
 
 
 class FrameStore:
@@ -261,7 +269,8 @@ class SeamBlender:
         for name, value in results.items():
             self.sink(name, value[:final])
         self.homographies.append(homographies[:final])
-        self.tail = {name: value[final:] for name, value in results.items()}
+        # copies: a slice would keep the whole segment's results alive
+        self.tail = {name: value[final:].clone() for name, value in results.items()}
         self.tail_homographies = homographies[final:] if keep else None
 
     def saved(self) -> dict:

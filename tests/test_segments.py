@@ -92,6 +92,16 @@ def test_seams_are_blended_linearly_and_the_camera_path_chained():
     assert torch.all(value[plan[0].first:second.first] == 0)
 
 
+def test_the_blender_holds_the_overlap_alone():
+    # a slice of the segment's results would keep all of them alive until the next
+    # segment: with long clips, a segment's layers more than the peak needs
+    plan = plan_segments(30, [], length=12, overlap=4)
+    blender = SeamBlender(plan, lambda name, value: None)
+    blender.add(plan[0], {"value": torch.rand(plan[0].length, 3, 8, 8)}, np.stack([np.eye(3)] * plan[0].length))
+    held = blender.tail["value"]
+    assert held.shape == (4, 3, 8, 8) and held.untyped_storage().nbytes() == held.numel() * held.element_size()
+
+
 def test_a_long_shots_steps_grow_in_proportion_to_its_frames():
     """A shot of one segment runs the full schedule; a longer one's segments, the
     first (cold) as the later ones, steps in proportion to their length: the steps a

@@ -22,7 +22,8 @@ from ...analysis.motion import MotionHints, hint_steps, motion_hints
 from ...fit import FitReport, ParamGroup, Schedule, fit, total_loss, windowed_mean
 from ...ops import composite_recon_loss, exclusion_loss
 from ...progress import progress_bar
-from ...runtime import LOADED_BYTES, MemoryNeed, device_label, seed_everything, with_device_defaults
+from ...runtime import (LOADED_BYTES, MemoryNeed, device_label, release_free_memory, seed_everything,
+                        with_device_defaults)
 from ... import segments
 from ...segments import Checkpoints, FrameStore, SeamBlender, Segment, has_long_shot, plan_segments
 from ...video import VideoInfo, frames_to_uint8, resize_frames, working_size
@@ -167,6 +168,7 @@ def fit_segment(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | No
     size = working_size(frames.shape[-1], frames.shape[-2], opts.max_side)
     hints = scale_hints(clip_hints(frames, label, opts.progress) if hints is None else hints, size)
     frames = resize_frames(frames, size)
+    release_free_memory()  # what the hints freed, before the fit takes its own
     hint_seconds = time.perf_counter() - start
     if warm_state is None:
         model = FgbgModel(frames, hints, generator).to(device)
@@ -262,6 +264,8 @@ def separate_segments(source: Iterable[tuple[Segment, torch.Tensor]], plan: list
                         fitted.hints.homographies)
             if checkpoints is not None:
                 checkpoints.save(segment.index, dict(progress=progress, blender=blender.saved(), state=state))
+            del fitted, prob
+            release_free_memory()  # else each segment's freed hints stay partly resident
             bar.update(segment.end - bar.n)
             decode_start = time.perf_counter()
     joined = {name: kept[name] if store is not None else torch.cat(kept[name]) for name in names}
