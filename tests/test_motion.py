@@ -363,3 +363,24 @@ def test_chained_flows_follow_each_step():
     assert np.allclose(chained[1][5, 5], (1.0, 0.5))
     assert np.allclose(chained[3][5, 5], (3.0, 2.5))
     assert np.isnan(chained[3][0, -1]).all()  # left the frame on the way
+
+
+def test_grabcut_may_trim_an_object_not_drop_it():
+    """Two objects of the evidence (a large one, a small one): where GrabCut's result
+    has lost the small one whole (or left it in specks), it is put back if its evidence
+    is strong; a trimmed object, or a weak one (a speck of flow noise), stays as GrabCut
+    left it."""
+    from ddip_video.analysis.motion import _with_lost_objects
+    mask = np.zeros((60, 100), bool)
+    mask[10:50, 5:45] = True    # large
+    mask[20:40, 70:85] = True   # small
+    strong = np.where(mask, 4.0, -4.0).astype(np.float32)
+    weak = strong.copy()
+    weak[20:40, 70:85] = 1.0
+    large_only = mask.copy()
+    large_only[:, 60:] = False
+    trimmed = mask.copy()
+    trimmed[20:26, 70:85] = False  # 70% of the small object kept
+    assert np.array_equal(_with_lost_objects(mask, large_only, strong), mask)
+    assert np.array_equal(_with_lost_objects(mask, large_only, weak), large_only)
+    assert np.array_equal(_with_lost_objects(mask, trimmed, strong), trimmed)

@@ -91,6 +91,8 @@ GRABCUT_SURE = 3.0  # log-odds beyond which GrabCut may not relabel a pixel
 GRABCUT_MARGIN = 20  # px @427 of context around the mask given to GrabCut
 GRABCUT_ITERATIONS = 1  # a second one changes J by < 0.001 for 20% more time
 GRABCUT_MIN_PIXELS = 30
+LOST_OBJECT_SHARE = 0.5  # GrabCut may trim a component, not drop it: under this share kept, it is restored...
+LOST_OBJECT_EVIDENCE = 2.0  # ... if its mean log-odds is above this (a moving object, not a speck)
 SOFT_EDGE = 1.5  # px @427: blur of the mask's edge in fg_prob
 CLEAN_RADIUS = 2  # px @427: morphological opening and closing of masks
 SMALL_COMPONENT = 0.2  # moving camera: keep components at least this fraction of the largest one
@@ -455,7 +457,24 @@ def _grabcut(frame: np.ndarray, log_odds: np.ndarray, static: bool) -> np.ndarra
         return mask
     refined = np.zeros_like(mask)
     refined[y0:y1, x0:x1] = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
-    return keep_components(refined, static)
+    return _with_lost_objects(mask, keep_components(refined, static), log_odds)
+
+
+def _with_lost_objects(mask: np.ndarray, refined: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
+    """GrabCut's result (its components kept), with any object of `mask` it dropped
+    (most of a component gone, or left in specks) put back as the evidence drew it.
+    One crop's colour models serve every object in it: a second, smaller object
+    coloured unlike the first can lose to the background's model whole (a dancer
+    beside a swan, gone in some frames)."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return refined
+    kept = np.bincount(labels[refined], minlength=count)
+    area = np.bincount(labels.ravel(), minlength=count)
+    strength = np.bincount(labels.ravel(), weights=log_odds.ravel(), minlength=count) / np.maximum(area, 1)
+    lost = (kept < LOST_OBJECT_SHARE * area) & (strength > LOST_OBJECT_EVIDENCE)
+    lost[0] = False
+    return refined | lost[labels]
 
 
 def hint_steps(count: int) -> int:
