@@ -384,3 +384,23 @@ def test_grabcut_may_trim_an_object_not_drop_it():
     assert np.array_equal(_with_lost_objects(mask, large_only, strong), mask)
     assert np.array_equal(_with_lost_objects(mask, large_only, weak), large_only)
     assert np.array_equal(_with_lost_objects(mask, trimmed, strong), trimmed)
+
+
+def test_an_object_does_not_leave_for_one_frame():
+    """Three frames of a still camera: a square object held by the masks of the frames
+    before and after, dropped by the middle frame's (its evidence there is positive), is
+    put back; a blob of evidence that the neighbours do not hold stays out."""
+    from ddip_video.analysis.motion import keep_tracked_objects
+    frames = np.full((3, 80, 120, 3), (40, 120, 60), np.uint8)  # grass
+    frames[:, 30:50, 20:40] = (200, 30, 30)                     # a red square
+    frames[1, 10:20, 90:100] = (200, 200, 200)                  # a speck in the middle frame
+    mask = np.zeros((3, 80, 120), bool)
+    mask[[0, 2], 30:50, 20:40] = True
+    log_odds = np.full((3, 80, 120), -4.0, np.float32)
+    log_odds[:, 30:50, 20:40] = 1.0
+    log_odds[1, 10:20, 90:100] = 1.0
+    homographies = np.stack([np.eye(3)] * 3)
+    kept = keep_tracked_objects(frames, mask, log_odds, homographies)
+    assert kept[1, 31:49, 21:39].all() and not kept[1, 10:20, 90:100].any()
+    assert np.array_equal(kept[[0, 2]], mask[[0, 2]])
+    assert kept[1].sum() < 1.3 * mask[0].sum()
