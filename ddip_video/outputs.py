@@ -12,14 +12,16 @@ import torch
 from .video import ColourTags, StreamingWriter, VideoInfo, save_png, to_uint8
 
 
-def layer_writer(path, info: VideoInfo, kind: str, audio_from=None) -> StreamingWriter:
+def layer_writer(path, info: VideoInfo, kind: str, audio_from=None, quality: int = 18) -> StreamingWriter:
     """A writer for an output video of the clip `info` describes: its frame rate, size,
     start timecode, pixel aspect ratio and colour tags, so that an editor lines the two
-    up and shows them alike. A context manager: closed on success, aborted (its partial
+    up and shows them alike, and its chroma resolution (4:4:4 stays 4:4:4). `quality`:
+    the H.264 CRF. A context manager: closed on success, aborted (its partial
     file removed) on an error, so that writers opened in one ExitStack leave no thread
     or file behind whichever of them fails."""
-    return StreamingWriter(path, info.fps, (info.width, info.height), kind, audio_from=audio_from,
-                           timecode=info.timecode, pixel_aspect=info.pixel_aspect, colour=info.colour)
+    return StreamingWriter(path, info.fps, (info.width, info.height), kind, audio_from=audio_from, quality=quality,
+                           timecode=info.timecode, pixel_aspect=info.pixel_aspect, colour=info.colour,
+                           full_chroma=info.full_chroma)
 
 
 def write_contact_sheet(path: Path, rows: list[list[torch.Tensor]], labels: list[str],

@@ -389,6 +389,22 @@ def test_rgb_round_trip(tmp_path, clip_frames, size, fps):
         assert container.streams.video[0].codec_context.pix_fmt == expected_pix_fmt
 
 
+def test_full_chroma_is_kept(tmp_path, clip_frames, clip_masks):
+    """An input with colour at every pixel (4:4:4) gives 4:4:4 layers; 4:2:0 stays 4:2:0,
+    and a mask (no colour) is 4:2:0 either way."""
+    frames = resize_frames(clip_frames[:3], (64, 36))
+    full = write_all(tmp_path / "full.mp4", frames, "rgb", full_chroma=True)
+    half = write_all(tmp_path / "half.mp4", frames, "rgb")
+    mask = write_all(tmp_path / "mask.mp4", resize_frames(clip_masks[:3], (64, 36)), "gray", full_chroma=True)
+    formats = {}
+    for path in (full, half, mask):
+        with av.open(str(path)) as container:
+            formats[path.stem] = container.streams.video[0].codec_context.pix_fmt
+    assert formats == {"full": "yuv444p", "half": "yuv420p", "mask": "yuv420p"}
+    assert probe(full).full_chroma and not probe(half).full_chroma
+    assert mean_error_255(read_video(full)[0], frames) < mean_error_255(read_video(half)[0], frames)
+
+
 @pytest.mark.parametrize("name, kind, fps, timecode", [("layer.mp4", "rgb", Fraction(24), "01:02:03:04"),
                                                        ("mask.mp4", "gray", NTSC, "10:00:00;02"),
                                                        ("foreground.mov", "rgba", Fraction(25), "00:59:59:24")])

@@ -67,6 +67,7 @@ class VideoInfo:
     timecode: str | None = None  # the start timecode (HH:MM:SS:FF) a camera or editor recorded, if any
     pixel_aspect: Fraction = Fraction(1)  # a pixel's width over its height, as shown (anamorphic video: not 1)
     colour: ColourTags = ColourTags()  # primaries and transfer curve of the frames' RGB (BT.709 for images)
+    full_chroma: bool = False  # colour at every pixel (4:4:4, RGB, images), not subsampled as in 4:2:0
 
     @property
     def duration_s(self) -> float:
@@ -180,11 +181,11 @@ def _parse_fps(fps) -> Fraction:
 
 def _probe_video(path: Path, fps) -> VideoInfo:
     with _open_video(path) as (container, stream):
-        count, width, height, rotation, colour = 0, 0, 0, 0, ColourTags()
+        count, width, height, rotation, colour, full_chroma = 0, 0, 0, 0, ColourTags(), False
         for frame in _decode(path, container, stream):
             if count == 0:
                 width, height, rotation = frame.width, frame.height, _display_rotation(frame)
-                colour = colour_of(frame)
+                colour, full_chroma = colour_of(frame), _full_chroma(frame)
                 _yuv_matrix(frame, path)  # a matrix that cannot be read is refused before any work
             count += 1
         if count == 0:
@@ -203,7 +204,15 @@ def _probe_video(path: Path, fps) -> VideoInfo:
             timecode=_timecode(container, stream),
             pixel_aspect=_pixel_aspect(stream, rotation),
             colour=colour,
+            full_chroma=full_chroma,
         )
+
+
+def _full_chroma(frame) -> bool:
+    """Whether the frame's pixel format has colour at every pixel (every plane the
+    luma's size: 4:4:4, RGB), not subsampled (4:2:0, 4:2:2, 4:1:1)."""
+    components = frame.format.components
+    return all((c.width, c.height) == (components[0].width, components[0].height) for c in components)
 
 
 def _pixel_aspect(stream, rotation: int) -> Fraction:
@@ -378,6 +387,7 @@ def _probe_folder(folder: Path, fps: Fraction) -> VideoInfo:
         rotation=0,
         has_audio=False,
         is_image_sequence=True,
+        full_chroma=True,
     )
 
 

@@ -44,8 +44,9 @@ class StreamingWriter:
     """Write frames to a video (or a folder of PNGs) without holding the clip in memory.
 
     kind "rgb": H.264 in .mp4 (yuv420p; yuv444p when a side is odd, since 4:2:0 cannot
-    hold an odd size exactly). "gray": the same with neutral chroma (a mask anyone can
-    play). "rgba": ProRes 4444 with alpha in .mov, as editing software imports it.
+    hold an odd size exactly, and with ``full_chroma``, for an input that has colour at
+    every pixel). "gray": the same with neutral chroma (a mask anyone can play).
+    "rgba": ProRes 4444 with alpha in .mov, as editing software imports it.
     "png": a folder 00000.png, 00001.png, ... (1, 3 or 4 channels: gray, RGB, RGBA).
 
     The output is written as a hidden ``.<name>.partial-<random>`` beside ``path`` and
@@ -64,7 +65,8 @@ class StreamingWriter:
 
     def __init__(self, path, fps: Fraction, size: tuple[int, int], kind: str, audio_from=None,
                  queue_size: int = 8, quality: int = 18, timecode: str | None = None,
-                 pixel_aspect: Fraction = Fraction(1), colour: ColourTags = ColourTags()):
+                 pixel_aspect: Fraction = Fraction(1), colour: ColourTags = ColourTags(),
+                 full_chroma: bool = False):
         self.path = Path(path)
         self.fps = Fraction(fps)
         self.size = (int(size[0]), int(size[1]))
@@ -81,7 +83,7 @@ class StreamingWriter:
                 container_format = _CONTAINERS[self.path.suffix.lower()]
                 self._sink = _VideoSink(
                     self._partial, container_format, self.fps, self.size, kind, quality, audio_from, timecode,
-                    Fraction(pixel_aspect), colour
+                    Fraction(pixel_aspect), colour, full_chroma
                 )
         except BaseException:
             remove_path(self._partial)
@@ -278,14 +280,14 @@ class _VideoSink:
 
     def __init__(self, file: Path, container_format: str, fps: Fraction, size, kind: str,
                  quality: int, audio_from, timecode: str | None = None, pixel_aspect: Fraction = Fraction(1),
-                 colour: ColourTags = ColourTags()):
+                 colour: ColourTags = ColourTags(), full_chroma: bool = False):
         # faststart puts the index first, so that a browser can play while downloading.
         options = {"movflags": "+faststart"} if container_format == "mp4" else {}
         self._container = av.open(
             str(file.absolute()), "w", format=container_format, container_options=options
         )
         try:
-            self._stream = _add_video_stream(self._container, fps, size, kind, quality, colour)
+            self._stream = _add_video_stream(self._container, fps, size, kind, quality, colour, full_chroma)
             if timecode_fits(timecode, fps):
                 self._stream.metadata["timecode"] = timecode
             if pixel_aspect != 1:
@@ -341,7 +343,8 @@ def timecode_fits(timecode: str | None, fps: Fraction) -> bool:
     return bool(timecode) and _TIMECODE.fullmatch(timecode) is not None and 0 < round(fps) <= _TIMECODE_MAX_FPS
 
 
-def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int, colour: ColourTags):
+def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int, colour: ColourTags,
+                      full_chroma: bool = False):
     width, height = size
     if kind == "rgba":
         stream = container.add_stream("prores_ks", rate=fps)
@@ -350,7 +353,8 @@ def _add_video_stream(container, fps: Fraction, size, kind: str, quality: int, c
     else:
         stream = container.add_stream("libx264", rate=fps)
         # 4:2:0 subsamples chroma in 2x2 blocks, so H.264 cannot store an odd size in it.
-        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        subsampled = width % 2 == 0 and height % 2 == 0 and not (full_chroma and kind == "rgb")
+        stream.pix_fmt = "yuv420p" if subsampled else "yuv444p"
         stream.options = {"crf": str(quality), "preset": "medium"}
     stream.width, stream.height = width, height
     stream.codec_context.time_base = 1 / fps
