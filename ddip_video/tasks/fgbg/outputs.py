@@ -25,11 +25,18 @@ from ...video import (StagedOutputDir, StreamingWriter, frame_to_tensor, iter_fr
 from .options import FgbgOptions
 from .options import parse_pick
 from .pick import check_pick, pick_object
-from .plate import CameraPath, Lookahead, Plate, PlateBuilder, PlateRenderer, PlateSettings, hole_of
+from .plate import CameraPath, Lookahead, Plate, PlateBuilder, PlateRenderer, PlateSettings, cover_of, hole_of
 from .separate import HINT_SIDE, Separation, memory_need, rescale_homographies, resolve_options, separate_segments
 
 MASK_GUIDE_RADIUS = 3  # at twice the working size: within 0.002 J of the fit at full size (radius 8), 1/9 of its time
 
+
+# background.mp4 is a clean plate, the input itself outside the hole: coded to keep the
+# input's detail there. Re-coding the removal benchmark's inputs (4:4:4) as they are,
+# with no fill, scores 36.5-39.7 dB against the truth at CRF 18 in 4:2:0, 41.8-44.5 at
+# CRF 10 in 4:4:4 (benchmarks/notes/fgbg.md, "The clean plate"); the file is some
+# 2-3x larger than at the CRF 18 of the other layers.
+PLATE_QUALITY = 10
 
 # A frame holds foreground where more of its mask than this is above one half:
 # a few stray pixels are no object.
@@ -141,7 +148,7 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     plate_start = time.perf_counter()
     plates = shot_plates(input_path, separation, path, shots, size, opts, device)
     plate_seconds = time.perf_counter() - plate_start
-    for i, plate in enumerate(plates):
+    for i, (_, plate) in enumerate(plates):
         save_png(out.path(plate_name(i)), cv2.cvtColor(plate.rgba(), cv2.COLOR_RGBA2BGRA), info.colour)
     audio = input_path if info.has_audio else None
     preview_at = set(sample_frames(info.num_frames))
@@ -150,7 +157,8 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
     with contextlib.ExitStack() as stack:  # every writer closed, or on an error every one aborted
         keep = stack.enter_context  # each writer as soon as it is open: a later one may fail to open
         writers = {"foreground": keep(layer_writer(out.path("foreground.mp4"), info, "rgb", audio)),
-                   "background": keep(layer_writer(out.path("background.mp4"), info, "rgb", audio)),
+                   "background": keep(layer_writer(out.path("background.mp4"), info, "rgb", audio,
+                                                   quality=PLATE_QUALITY)),
                    "mask": keep(layer_writer(out.path("mask.mp4"), info, "gray")),
                    "alpha": keep(layer_writer(out.path("foreground.mov"), info, "rgba", audio))}
         if opts.mask_png:
@@ -162,15 +170,16 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
         # a clip with cuts follows the depth in every shot if any shot has it (the hints of
         # the shots are joined into one)
         renderers = [PlateRenderer(CameraPath(path.to_first[a:b]), plate, background_layer(separation, a, size),
-                                   settings, separation.hints.parallax) for (a, b), plate in zip(shots, plates)]
+                                   settings, separation.hints.parallax) for (a, b), (plate, _) in zip(shots, plates)]
         for t in near:
-            frame, mask, _ = near.get(t)
+            frame, mask, _, _ = near.get(t)
             shot = next(i for i, (a, b) in enumerate(shots) if a <= t < b)
             a, b = shots[shot]
             at_hand = near.available()
             fill_start = time.perf_counter()
             filled = renderers[shot].fill(t - a, lambda k: near.get(k + a)[0], lambda k: near.get(k + a)[2],
-                                          range(max(at_hand.start, a) - a, min(at_hand.stop, b) - a))
+                                          range(max(at_hand.start, a) - a, min(at_hand.stop, b) - a),
+                                          lambda k: near.get(k + a)[3])
             plate_seconds += time.perf_counter() - fill_start
             image = frame_to_tensor(frame)
             share[t] = (mask > 0.5).float().mean().item()
@@ -201,17 +210,18 @@ def plate_name(shot: int) -> str:
 
 
 def masked_frames(frames, separation: Separation, device: torch.device, settings: PlateSettings):
-    """(frame, full-size mask, hole) of each frame: uint8 H x W x 3, float32 1 x H x W, bool H x W."""
+    """(frame, full-size mask, hole, cover) of each frame: uint8 H x W x 3, float32 1 x H x W,
+    bool H x W twice (plate.py: what is filled, what a source does not show)."""
     for t, frame in enumerate(frames):
         image = frame_to_tensor(frame)
         mask = full_size_mask(separation.masks[t].to(device), image.to(device)).cpu()
-        yield frame, mask, hole_of(mask[0].numpy(), settings)
+        yield frame, mask, hole_of(mask[0].numpy(), settings), cover_of(mask[0].numpy(), settings)
 
 
 def plate_reach(size: tuple[int, int], settings: PlateSettings, memory: int = 1 << 30) -> int:
     """How far ahead and behind frames are held for the fill: settings.reach, fewer for
     frames so large that 2 reach + 1 of them would pass `memory`."""
-    per_frame = size[0] * size[1] * (3 + 4 + 1)  # frame, mask, hole
+    per_frame = size[0] * size[1] * (3 + 4 + 1 + 1)  # frame, mask, hole, cover
     return max(2, min(settings.reach, (memory // per_frame - 1) // 2))
 
 
@@ -225,10 +235,12 @@ def background_layer(separation: Separation, first: int, size: tuple[int, int]):
 
 
 def shot_plates(input_path, separation: Separation, path: CameraPath, shots, size, opts: FgbgOptions,
-                device: torch.device) -> list[Plate]:
-    """Each shot's plate (plate.py), from a pass over the input's frames at full size."""
+                device: torch.device) -> list[tuple[Plate, Plate]]:
+    """Each shot's plates (plate.py: the fill's and plate.png's), from a pass over the
+    input's frames at full size."""
     settings = PlateSettings()
-    builders = [PlateBuilder(path.to_first[a:b], size, settings) for a, b in shots]
+    builders = [PlateBuilder(path.to_first[a:b], size, settings, parallax=separation.hints.parallax)
+                for a, b in shots]
     wanted = {a + t for (a, _), builder in zip(shots, builders) for t in builder.wanted}
     frames = iter_frames(input_path, fps=opts.fps)
     for t, frame in enumerate(progress_bar("fgbg: clean plate", "frame", opts.progress, frames, len(path.to_first))):
@@ -236,5 +248,5 @@ def shot_plates(input_path, separation: Separation, path: CameraPath, shots, siz
             continue
         shot = next(i for i, (a, b) in enumerate(shots) if a <= t < b)
         mask = full_size_mask(separation.masks[t].to(device), frame_to_tensor(frame).to(device)).cpu()
-        builders[shot].add(t - shots[shot][0], frame, hole_of(mask[0].numpy(), settings))
-    return [builder.plate() for builder in builders]
+        builders[shot].add(t - shots[shot][0], frame, cover_of(mask[0].numpy(), settings))
+    return [builder.plates() for builder in builders]

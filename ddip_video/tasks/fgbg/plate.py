@@ -41,7 +41,9 @@ class PlateSettings:
     reach: int = 20             # how far in time (frames) sources are looked for
     sources: int = 16           # sources aligned per frame, at most
     hole_level: float = 0.25    # mask above this is the foreground to remove
-    grow: float = 4.0           # the hole reaches this far beyond it (px at 480 lines): the mask's soft edge
+    grow: float = 2.0           # the hole reaches this far beyond it (px at 480 lines): the mask's soft edge
+    cover_level: float = 0.5    # a source shows the scene where its mask is below this...
+    cover_grow: float = 1.0     # ... and this far (px at 480 lines) from where it is above
     margin: float = 24.0        # context kept around the hole (px at 480 lines)
     ring: float = 8.0           # width of the ring that judges each source (px at 480 lines)
     sharpness: float = 4.0      # a source's weight: 1 / (its mean ring mismatch + 2) ** sharpness
@@ -77,8 +79,20 @@ class CameraPath:
 def hole_of(mask: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
     """The pixels to fill in a frame whose full-size mask (H x W in [0, 1]) is `mask`:
     the foreground, grown by the mask's soft edge."""
-    hole = (mask > settings.hole_level).astype(np.uint8)
-    return cv2.dilate(hole, _disk(_px(settings.grow, mask.shape[0]))) > 0
+    return _grown(mask > settings.hole_level, settings.grow)
+
+
+def cover_of(mask: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
+    """Where a frame whose full-size mask is `mask` does not show the scene, as a source
+    for other frames' fills: its foreground as the mask decides it, hardly grown. Tighter
+    than the hole it fills (what must go is not what can be trusted): on the removal
+    benchmark's clips a source's every pixel counts, the fill coming from nearer frames
+    (benchmarks/notes/fgbg.md, "The clean plate")."""
+    return _grown(mask > settings.cover_level, settings.cover_grow)
+
+
+def _grown(region: np.ndarray, length: float) -> np.ndarray:
+    return cv2.dilate(region.astype(np.uint8), _disk(_px(length, region.shape[0]))) > 0
 
 
 def _box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -124,11 +138,23 @@ class PlateBuilder:
     """A shot's plate, made from the frames plate_frames() picks as they stream by:
     each frame's background warped into the first frame's coordinates; each point
     then takes the per-pixel median of the frames that saw it (robust to what the
-    masks missed). to_first[t]: frame t's homography to the shot's first frame."""
+    masks missed). to_first[t]: frame t's homography to the shot's first frame.
+
+    In a scene with depth (`parallax`) one homography puts near and far things of a
+    frame elsewhere than the first frame shows them, and their median smears. The
+    plate written (plate.png) then follows the depth: each frame, once warped, is moved
+    by the optical flow onto what the frames before it made of the scene (the first
+    frame's own view, and beyond it what later frames added), measured where both show
+    the scene and carried smoothly beyond (moved_by_flow, as the fill follows the
+    depth), and each point is the median of the first DEPTH_PLATE_FRAMES that saw it.
+    The fill's plate of last resort stays the homographies' median, which the fill
+    moves onto each frame by the flow: seen from other frames than the first, the
+    plate made for the first's view matches less (benchmarks/notes/fgbg.md, "The
+    plate with depth")."""
 
     def __init__(self, to_first: np.ndarray, size: tuple[int, int], settings: PlateSettings = PlateSettings(),
-                 memory: int = 1 << 30):
-        self.to_first = to_first
+                 memory: int = 1 << 30, parallax: bool = False):
+        self.to_first, self.parallax = to_first, parallax
         self.origin = (x0, y0, x1, y1) = scene_box(to_first, *size)
         self.canvas = (x1 - x0 + 1, y1 - y0 + 1)
         # each frame kept costs the canvas in colour and coverage: a big canvas takes fewer
@@ -141,25 +167,49 @@ class PlateBuilder:
         self.seen = np.zeros((len(self.wanted), height, width), bool)
         self.added = 0
 
-    def add(self, t: int, frame: np.ndarray, hole: np.ndarray) -> None:
-        """Frame t of the shot (H x W x 3 uint8) and its hole; ignored unless wanted."""
+    def add(self, t: int, frame: np.ndarray, cover: np.ndarray) -> None:
+        """Frame t of the shot (H x W x 3 uint8) and where it does not show the scene
+        (cover_of); ignored unless wanted. Frames come in time order."""
         if t not in self.wanted:
             return
         h = _shift(-self.origin[0], -self.origin[1]) @ self.to_first[t]
         k, self.added = self.added, self.added + 1
         cv2.warpPerspective(frame, h, self.canvas, dst=self.warped[k], flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT)
-        self.seen[k] = cv2.warpPerspective((~hole).astype(np.uint8), h, self.canvas, flags=cv2.INTER_NEAREST,
+        self.seen[k] = cv2.warpPerspective((~cover).astype(np.uint8), h, self.canvas, flags=cv2.INTER_NEAREST,
                                            borderMode=cv2.BORDER_CONSTANT) > 0
 
-    def plate(self) -> Plate:
+    def plates(self) -> tuple[Plate, Plate]:
+        """The plate the fill falls back on, and the plate written (plate.png): one and
+        the same unless the scene has depth. The frames kept are moved in place."""
+        for_fill = self._median()
+        if not self.parallax:
+            return for_fill, for_fill
+        self._follow_depth()
+        return for_fill, self._median(DEPTH_PLATE_FRAMES)
+
+    def _follow_depth(self) -> None:
+        """Moves each frame kept, in time order, onto the scene the ones before it made."""
+        flow = _flow_estimator()
+        scene, scene_seen = self.warped[0].copy(), self.seen[0].copy()
+        for k in range(1, self.added):
+            self.warped[k], self.seen[k] = moved_by_flow(flow, self.warped[k], self.seen[k], scene,
+                                                         self.seen[k] & scene_seen)
+            new = self.seen[k] & ~scene_seen
+            scene[new] = self.warped[k][new]
+            scene_seen |= new
+
+    def _median(self, first: int | None = None) -> Plate:
+        """Per point the median of the frames that saw it (only the `first` that did, in time order)."""
         stack, seen = self.warped[:self.added], self.seen[:self.added]
         width, height = self.canvas
         colour = np.zeros((height, width, 3), np.float32)
         rows = max(1, (8 << 20) // (len(stack) * width * 3 * 4))  # a strip at a time: the float stack stays small
         for r in range(0, height, rows):
-            part = stack[:, r:r + rows].astype(np.float32)
-            part[~seen[:, r:r + rows]] = np.nan
+            part, used = stack[:, r:r + rows].astype(np.float32), seen[:, r:r + rows]
+            if first is not None:
+                used = used & (np.cumsum(used, axis=0, dtype=np.int32) <= first)
+            part[~used] = np.nan
             colour[r:r + rows] = _nan_median(part)
         return Plate(colour, seen.any(0), self.origin[:2])
 
@@ -185,10 +235,12 @@ class PlateRenderer:
         self.flow = _flow_estimator() if parallax else None
 
     def fill(self, t: int, frames: Callable[[int], np.ndarray], holes: Callable[[int], np.ndarray],
-             available: range) -> np.ndarray:
-        """Frame t with its hole filled (H x W x 3 float32, 0-255). frames(k), holes(k):
-        frame k (H x W x 3 uint8) and its hole, for k in `available` (the shot's frames
-        at hand, t among them)."""
+             available: range, covers: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
+        """Frame t with its hole filled (H x W x 3 float32, 0-255). frames(k), holes(k),
+        covers(k): frame k (H x W x 3 uint8), its hole (hole_of) and where it does not
+        show the scene as a source (cover_of; by default its hole), for k in `available`
+        (the shot's frames at hand, t among them)."""
+        covers = covers or holes
         image, hole = frames(t), holes(t)
         out = image.astype(np.float32)
         if not hole.any():
@@ -207,7 +259,7 @@ class PlateRenderer:
         for k in near:
             if tried >= s.sources or (count[crop_hole] >= s.samples).all():
                 break
-            source, seen = self._aligned(k, t, frames(k), holes(k), box)
+            source, seen = self._aligned(k, t, frames(k), covers(k), box)
             if not (seen & crop_hole).any():
                 continue  # sees none of the hole: costs a warp, not a try
             if self.parallax:
@@ -227,18 +279,18 @@ class PlateRenderer:
         fill[found] = blend[found] / total[found][:, None]
         missing = crop_hole & ~found
         if missing.any():
-            fill[missing] = self._elsewhere(t, box)[missing]
+            fill[missing] = self._elsewhere(t, box, target, crop_hole)[missing]
         out[y0:y1, x0:x1] = np.clip(fill, 0, 255)
         return out
 
-    def _aligned(self, k: int, t: int, source: np.ndarray, source_hole: np.ndarray, box
+    def _aligned(self, k: int, t: int, source: np.ndarray, source_cover: np.ndarray, box
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Frame k aligned onto the crop `box` of frame t (float32), and where it
         shows the background (bool)."""
         x0, y0, x1, y1 = box
         size = (x1 - x0, y1 - y0)
         h = _shift(-x0, -y0) @ self.path.between(k, t)
-        seen = cv2.warpPerspective((~source_hole).astype(np.uint8), h, size, flags=cv2.INTER_NEAREST,
+        seen = cv2.warpPerspective((~source_cover).astype(np.uint8), h, size, flags=cv2.INTER_NEAREST,
                                    borderMode=cv2.BORDER_CONSTANT) > 0
         warped = cv2.warpPerspective(source, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return warped.astype(np.float32), seen
@@ -246,33 +298,49 @@ class PlateRenderer:
     def _follow_depth(self, source: np.ndarray, seen: np.ndarray, target: np.ndarray, crop_hole: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
         """A source aligned by the homography, moved onto the target by the flow left
-        between them (the scene's depth): measured where both show the background, and
-        carried smoothly into the hole, where the flow would follow the foreground."""
-        scale = FLOW_SCALE
-        small = lambda image: cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        gray = lambda image: cv2.cvtColor(np.clip(small(image), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-        flow = self.flow.calc(gray(target), gray(source), None)
-        both = cv2.resize((seen & ~crop_hole).astype(np.uint8), flow.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-        both = cv2.erode(both, _disk(2)) > 0
-        flow = cv2.resize(_fill_in(flow, both), source.shape[1::-1], interpolation=cv2.INTER_LINEAR) / scale
-        h, w = source.shape[:2]
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        mx, my = xs + flow[..., 0], ys + flow[..., 1]
-        moved = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved_seen = cv2.remap(seen.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        return moved, moved_seen
+        between them (the scene's depth), measured where both show the background: the
+        flow inside the hole would follow the foreground."""
+        return moved_by_flow(self.flow, source, seen, target, seen & ~crop_hole)
 
-    def _elsewhere(self, t: int, box) -> np.ndarray:
-        """Frame t's crop `box` from the shot's plate, and where it has nothing, the last resort."""
+    def _elsewhere(self, t: int, box, target: np.ndarray, crop_hole: np.ndarray) -> np.ndarray:
+        """Frame t's crop `box` from the shot's plate (with depth, moved onto the frame
+        as a source is), and where it has nothing, the last resort."""
         x0, y0, x1, y1 = box
         back = self.last_resort(t)[y0:y1, x0:x1].astype(np.float32)
         if self.plate is None:
             return back
         colour, seen = self.plate.view(self.path.to_first[t], box)
+        if self.parallax:
+            colour, seen = self._follow_depth(colour, seen, target, crop_hole)
         return np.where(seen[..., None], colour, back)
 
 
 FLOW_SCALE = 0.5  # the depth's flow is smooth: measured at half size
+# With depth, a point of the plate is the median of the first frames (in time) that saw
+# it: later ones, moved onto the first's view by a flow across more parallax, match it
+# less (goat, the plate against frame 0's background: all 25 20.3 dB, the first 3 22.6,
+# the first alone 39.7 but with whatever its mask missed).
+DEPTH_PLATE_FRAMES = 3
+
+
+def moved_by_flow(estimator: cv2.DISOpticalFlow, source: np.ndarray, seen: np.ndarray, target: np.ndarray,
+                  known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`source` (H x W x 3) and where it shows the scene (`seen`) moved onto `target` by
+    the optical flow between them, measured where `known` (both show the scene) and
+    carried smoothly beyond it."""
+    scale = FLOW_SCALE
+    small = lambda image: cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    gray = lambda image: cv2.cvtColor(np.clip(small(image), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    flow = estimator.calc(gray(target), gray(source), None)
+    known = cv2.resize(known.astype(np.uint8), flow.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    known = cv2.erode(known, _disk(2)) > 0
+    flow = cv2.resize(_fill_in(flow, known), source.shape[1::-1], interpolation=cv2.INTER_LINEAR) / scale
+    h, w = source.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = xs + flow[..., 0], ys + flow[..., 1]
+    moved = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved_seen = cv2.remap(seen.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+    return moved, moved_seen
 
 
 def _flow_estimator() -> cv2.DISOpticalFlow:
