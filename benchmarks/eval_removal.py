@@ -8,7 +8,8 @@ that are handed the true masks, per clip.
 
 The clips come from the shared tool removal.py (`make`: a real DAVIS object pasted
 over another DAVIS clip, the clip under it kept as the truth), made in a temporary
-folder. fgbg runs through the CLI's own code path (run_fgbg, every output written).
+folder and coded as it codes them, on one encoder thread so that they are the same
+every run. fgbg runs through the CLI's own code path (run_fgbg, every output written).
 hole: PSNR over the pixels the paste covered (the clip's own object, dilated, left
 out); rest: over the pixels no object touched. cover: the share of those hole pixels
 where fgbg's mask is above one half (what the mask kept of the pasted object).
@@ -26,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 
 from benchmarks.overrides import option_overrides
@@ -58,10 +60,27 @@ def make_clips(tool, data: Path, out: Path, only: list[str] | None) -> list[Path
         frames, paste = tool.paste_object(background, pasted, pasted_mask, frac, direction)
         folder = out / name
         folder.mkdir(parents=True)
-        tool.write_video(str(folder / "input.mp4"), frames)
+        write_clip(folder / "input.mp4", frames)
         np.savez_compressed(folder / "truth.npz", bg=background, paste=paste, own=own)
         clips.append(folder)
     return clips
+
+
+def write_clip(path: Path, frames: np.ndarray, fps: int = 24) -> None:
+    """The clip as removal.py writes it (H.264, 4:4:4, CRF 4), on one encoder thread: with
+    several, x264 coded the same frames differently from run to run (up to 16 levels; a
+    process that had run torch got other codings than a fresh one), and fgbg's figures on
+    kite-surf+blackswan moved by up to 4 dB with them."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.options = {"crf": "4"}
+        stream.codec_context.thread_count = 1
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def evaluate_clip(tool, clip: Path, opts: FgbgOptions, baselines: bool) -> dict:
