@@ -404,3 +404,20 @@ def test_an_object_does_not_leave_for_one_frame():
     assert kept[1, 31:49, 21:39].all() and not kept[1, 10:20, 90:100].any()
     assert np.array_equal(kept[[0, 2]], mask[[0, 2]])
     assert kept[1].sum() < 1.3 * mask[0].sum()
+
+
+def test_an_object_put_back_stays_where_the_evidence_allows():
+    """The object moves 8 px a frame: its neighbours' masks, carried by the (still)
+    camera, reach beyond it; what comes back never covers pixels the evidence is sure
+    are background."""
+    from ddip_video.analysis.motion import keep_tracked_objects
+    frames = np.full((3, 80, 120, 3), (40, 120, 60), np.uint8)
+    mask = np.zeros((3, 80, 120), bool)
+    log_odds = np.full((3, 80, 120), -4.0, np.float32)
+    for t, x in enumerate((32, 40, 48)):
+        frames[t, 30:50, x:x + 20] = (200, 30, 30)
+        log_odds[t, 30:50, x:x + 20] = 1.0
+    mask[0, 30:50, 32:52] = mask[2, 30:50, 48:68] = True
+    kept = keep_tracked_objects(frames, mask, log_odds, np.stack([np.eye(3)] * 3))
+    assert kept[1, 31:49, 41:59].all()
+    assert not (kept[1] & (log_odds[1] < -3)).any()

@@ -402,6 +402,16 @@ def test_full_chroma_is_kept(tmp_path, clip_frames, clip_masks):
             formats[path.stem] = container.streams.video[0].codec_context.pix_fmt
     assert formats == {"full": "yuv444p", "half": "yuv420p", "mask": "yuv420p"}
     assert probe(full).full_chroma and not probe(half).full_chroma
+    gray = tmp_path / "gray.mkv"  # no colour at all: nothing to keep at full resolution
+    with av.open(str(gray), "w") as container:
+        stream = container.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "gray"
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((36, 64), 128, np.uint8), format="gray")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert not probe(gray).full_chroma
     assert mean_error_255(read_video(full)[0], frames) < mean_error_255(read_video(half)[0], frames)
 
 

@@ -525,10 +525,11 @@ def keep_tracked_objects(frames: np.ndarray, mask: np.ndarray, log_odds: np.ndar
         if not returned.any():
             continue
         near = cv2.dilate(returned.astype(np.uint8), _disk(_px(CORE_EROSION, (h, w)))) > 0
-        returned |= either & near
+        unsure = log_odds[t] > -GRABCUT_SURE  # never where the evidence is sure of the background
+        returned |= either & near & unsure
         snapped = _snap_to_edges(frames[t], log_odds[t], returned)
         if snapped is not None:  # what GrabCut adds, near what came back
-            returned |= snapped & (cv2.dilate(near.astype(np.uint8), _disk(_px(CORE_EROSION, (h, w)))) > 0)
+            returned |= snapped & unsure & (cv2.dilate(near.astype(np.uint8), _disk(_px(CORE_EROSION, (h, w)))) > 0)
         out[t] |= returned
     return out
 

@@ -209,10 +209,11 @@ def _probe_video(path: Path, fps) -> VideoInfo:
 
 
 def _full_chroma(frame) -> bool:
-    """Whether the frame's pixel format has colour at every pixel (every plane the
-    luma's size: 4:4:4, RGB), not subsampled (4:2:0, 4:2:2, 4:1:1)."""
+    """Whether the frame's pixel format has colour at every pixel (three planes or more,
+    each the luma's size: 4:4:4, RGB), not subsampled (4:2:0, 4:2:2, 4:1:1) or none (gray)."""
     components = frame.format.components
-    return all((c.width, c.height) == (components[0].width, components[0].height) for c in components)
+    return len(components) >= 3 and all((c.width, c.height) == (components[0].width, components[0].height)
+                                        for c in components)
 
 
 def _pixel_aspect(stream, rotation: int) -> Fraction:

@@ -349,8 +349,11 @@ def _flow_estimator() -> cv2.DISOpticalFlow:
 
 def _fill_in(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
     """The flow where `known`, and elsewhere a smooth continuation of it (normalised
-    convolution at growing scales, the nearest known flow weighing most)."""
-    if known.all() or not known.any():
+    convolution at growing scales, the nearest known flow weighing most); none where
+    nothing is known."""
+    if not known.any():  # nothing both show: the flow measured there follows no scene
+        return np.zeros_like(flow)
+    if known.all():
         return flow
     out = flow.copy()
     weight = known.astype(np.float32)
