@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,12 +18,13 @@ import torch
 from ...errors import InputError
 from ...outputs import layer_writer, sample_frames, write_contact_sheet
 from ...progress import progress_bar
-from ...runtime import check_clip
+from ...runtime import available_memory, check_clip
 from ...segments import Checkpoints, FrameRange, FrameStore, run_manifest
 from ...video import StagedOutputDir, VideoInfo, frame_to_tensor, iter_frames, resize_frames, save_png, working_size
 from ...video.reader import store_frame
 from .options import TransitionOptions
-from .unmix import MODELLED_FRAMES_CHECKED, Kind, Unmixing, memory_need, resolve_options, unmix
+from .carry import CARRY_SIDE, ROUNDS as CARRY_ROUNDS, carry_from_clear_frames
+from .unmix import MODELLED_FRAMES_CHECKED, Kind, ShotFrames, Unmixing, describe, memory_need, resolve_options, snap_alpha, unmix
 
 
 def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot_b: torch.Tensor,
@@ -83,7 +84,7 @@ def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionRes
                              f"the input has {info.num_frames}")
         frames = read_to_disk(input_path, info, opts, out.scratch("frames"))
         fits = Checkpoints(out.scratch(FITS_FOLDER), manifest, on_save=lambda: setattr(out, "keep_for_resume", True))
-        unmixing = unmix(frames, opts, fits)
+        unmixing = carried(input_path, info, unmix(frames, opts, fits), opts)
         write_shots(input_path, info, unmixing, out, opts)
         write_alpha_csv(out.path("alpha.csv"), unmixing.alpha, info.fps,
                         unmixing.weight_b if unmixing.dip is not None else None)
@@ -113,6 +114,57 @@ def read_to_disk(input_path, info: VideoInfo, opts: TransitionOptions, folder: P
     if count != info.num_frames:
         raise InputError(f"{info.path.name}: the input changed while it was being read")
     return FrameRange(store)
+
+
+# Host memory the carry takes per pixel of a carried frame: its arrays counted (the frames,
+# both shots, their priors and variances, one shot's two passes and flows), some 130
+# bytes, and a margin for the temporaries.
+CARRY_BYTES_PER_PIXEL = 200
+
+
+def carried(input_path, info: VideoInfo, unmixing: Unmixing, opts: TransitionOptions) -> Unmixing:
+    """A dissolve's curve and shots carried from the frames where each shot is clear
+    (carry.py), at CARRY_SIDE (or the working size if larger): the mixed frames and the
+    one clear frame of each shot either side of them. A fade, a dip or a cut is as it
+    was (a fade's one shot is the frame over its weight); so is a dissolve whose frames
+    do not fit in the free memory, which the summary says."""
+    if unmixing.kind is not Kind.DISSOLVE or not len(unmixing.shot_a.modelled):
+        return unmixing
+    start = time.perf_counter()
+    modelled_from, modelled = unmixing.shot_a.start, len(unmixing.shot_a.modelled)
+    lo, hi = max(modelled_from, unmixing.first - 1), min(modelled_from + modelled - 1, unmixing.last + 1)
+    width, height = working_size(info.width, info.height, max(CARRY_SIDE, opts.max_side))
+    need = (hi + 1 - lo) * width * height * CARRY_BYTES_PER_PIXEL
+    available = available_memory()
+    if available is not None and need > available:
+        return replace(unmixing, carry_note=f"not carried from the clear frames ({need / 2**30:.1f} GiB "
+                                            f"needed, {available / 2**30:.1f} GiB free)")
+    frames = np.empty((hi + 1 - lo, height, width, 3), np.float32)
+    for t, frame in enumerate(iter_frames(input_path, fps=opts.fps)):
+        if t > hi:
+            break
+        if t >= lo:
+            frames[t - lo] = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) / np.float32(255)
+    if unmixing.matte == "white":  # the shots are held inverted
+        frames = 1.0 - frames
+    alpha = unmixing.alpha[lo:hi + 1]
+    shots = [resize_frames(s.modelled[lo - modelled_from:hi + 1 - modelled_from], (width, height))
+             for s in (unmixing.shot_a, unmixing.shot_b)]
+    pairs = [split_residual(torch.from_numpy(frames[t]).permute(2, 0, 1), float(alpha[t]), shots[0][t], shots[1][t])
+             for t in range(len(frames))]
+    shot_a, shot_b = (np.stack([pair[k].permute(1, 2, 0).numpy() for pair in pairs]) for k in (0, 1))
+    with progress_bar("transition: carrying", "round", opts.progress, total=CARRY_ROUNDS) as bar:
+        alpha, shot_a, shot_b = carry_from_clear_frames(frames, alpha, shot_a, shot_b, CARRY_ROUNDS,
+                                                        tick=lambda: bar.update())
+    curve = unmixing.alpha.copy()
+    curve[lo:hi + 1] = snap_alpha(alpha, opts.pure_tolerance)
+    kind, first, last = describe(curve, False, False)
+    to_tensor = lambda shots: torch.from_numpy(np.ascontiguousarray(shots)).permute(0, 3, 1, 2)
+    return replace(unmixing, alpha=curve, kind=kind, first=first, last=last,
+                   shot_a=ShotFrames(unmixing.shot_a.frames, to_tensor(shot_a), lo, True),
+                   shot_b=ShotFrames(unmixing.shot_b.frames, to_tensor(shot_b), lo, False),
+                   timings=dict(unmixing.timings, carry=time.perf_counter() - start),
+                   carry_note=f"carried from the clear frames at {width}x{height}")
 
 
 def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts: TransitionOptions) -> None:

@@ -145,6 +145,7 @@ class Unmixing:
     dip_weight_b: np.ndarray | None = None   # a dip: the weight of shot B per frame
     fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation:
                                               # none, one, or a dip's two
+    carry_note: str = ""  # whether the shots were carried from their clear frames (carry.py), and if not why
     matte: str = "black"  # a fade's solid shot. "white": the shots and the solid one are held inverted
                           # (1 - x), as the frames were unmixed (see unmix)
 
@@ -189,7 +190,8 @@ class Unmixing:
         text = " + ".join(map(str, counts)) + " iterations"
         if len(self.fits) > 1:
             text += f" ({', '.join(whats)})"
-        return f"{text} at --max-side {self.options.max_side}, best at {' and '.join(str(b + 1) for b in bests)}"
+        text = f"{text} at --max-side {self.options.max_side}, best at {' and '.join(str(b + 1) for b in bests)}"
+        return f"{text}; {self.carry_note}" if self.carry_note else text
 
 
 def unmix(frames: torch.Tensor | FrameRange, opts: TransitionOptions, fits: Checkpoints | None = None) -> Unmixing:
