@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from ...analysis.dissolve import decreasing_fit
-from ...analysis.flow import pixel_grid, sample
-from ...analysis.motion import _dis
+from ...analysis.flow import fb_error, pixel_grid
+from ...analysis.motion import dense_flows
 
 CARRY_SIDE = 480      # the longer side the shots are carried at
 FLOW_SIDE = 427       # the longer side their flows are measured at
@@ -53,15 +53,10 @@ def shot_flows(shots: np.ndarray, side: int = FLOW_SIDE) -> tuple[np.ndarray, np
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     gray = [cv2.resize(cv2.cvtColor(to_uint8(shot), cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
             for shot in shots]
-    dis = _dis()
-    forward = np.empty((num - 1, h, w, 2), np.float32)
-    backward = np.empty_like(forward)
-    for t in range(num - 1):
-        forward[t] = cv2.resize(dis.calc(gray[t], gray[t + 1], None), (w, h)) / scale
-        backward[t] = cv2.resize(dis.calc(gray[t + 1], gray[t], None), (w, h)) / scale
+    enlarged = lambda flows: np.stack([cv2.resize(flow, (w, h)) / scale for flow in flows]).astype(np.float32)
+    forward, backward = map(enlarged, dense_flows(gray))
     grid = pixel_grid(h, w)
-    error = lambda there, back: np.nan_to_num(np.linalg.norm(there + sample(back, grid + there), axis=-1),
-                                              nan=UNKNOWN)
+    error = lambda there, back: np.nan_to_num(fb_error(there, back, grid), nan=UNKNOWN)
     return (forward, backward, np.stack([error(f, b) for f, b in zip(forward, backward)]),
             np.stack([error(b, f) for f, b in zip(forward, backward)]))
 
@@ -175,7 +170,8 @@ def carry_from_clear_frames(frames: np.ndarray, alpha: np.ndarray, shot_a: np.nd
     for _ in range(rounds):
         prior_a, prior_var_a = carried(shot_a, var_a, alpha, shot_flows(shot_a))
         prior_b, prior_var_b = carried(shot_b, var_b, 1 - alpha, shot_flows(shot_b))
-        for prior, prior_var, shot, var in ((prior_a, prior_var_a, shot_a, var_a), (prior_b, prior_var_b, shot_b, var_b)):
+        for prior, prior_var, shot, var in ((prior_a, prior_var_a, shot_a, var_a),
+                                            (prior_b, prior_var_b, shot_b, var_b)):
             unknown = ~np.isfinite(prior_var)  # no frame reaches there: the shot's own estimate
             prior[unknown] = shot[unknown]
             prior_var[unknown] = np.maximum(var[unknown], 1e-4)

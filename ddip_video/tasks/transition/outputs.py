@@ -24,7 +24,8 @@ from ...video import StagedOutputDir, VideoInfo, frame_to_tensor, iter_frames, r
 from ...video.reader import store_frame
 from .options import TransitionOptions
 from .carry import CARRY_SIDE, ROUNDS as CARRY_ROUNDS, carry_from_clear_frames
-from .unmix import MODELLED_FRAMES_CHECKED, Kind, ShotFrames, Unmixing, describe, memory_need, resolve_options, snap_alpha, unmix
+from .unmix import (MODELLED_FRAMES_CHECKED, Kind, ShotFrames, Unmixing, describe, memory_need, resolve_options,
+                    snap_alpha, unmix)
 
 
 def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot_b: torch.Tensor,

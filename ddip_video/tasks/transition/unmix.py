@@ -93,7 +93,9 @@ class ShotFrames:
     holding it: the nets' shot over the frames the model ran on (`modelled`, from
     frame `start`), the input where the shot is alone (before those frames for
     shot A, after them for shot B) and 0 where it is not seen. Indexing gives
-    tensors, as the T x 3 x h x w tensor it stands for would."""
+    tensors, as the T x 3 x h x w tensor it stands for would. Once a dissolve is carried
+    (outputs.carried), the modelled frames are the carried ones at the carry's size, so
+    a frame is read one at a time (as write_shots does), enlarged to the output's size."""
 
     def __init__(self, frames, modelled: torch.Tensor, start: int, alone_before: bool):
         self.frames, self.modelled, self.start, self.alone_before = frames, modelled, start, alone_before
