@@ -18,7 +18,11 @@ shot's own motion and fused per pixel by how much it is to be trusted:
 - the curve is refitted per frame from the two priors (least squares, then made
   non-increasing), and each frame is split between its two priors by their variances,
   so that the shots mix back into the frame exactly;
-- and again, the flows measured on the better estimates (ROUNDS times).
+- and again, the flows measured on the better estimates (ROUNDS times);
+- then the two shots are settled together (`settle_together`): the passes carry one
+  shot at a time, the other held fixed, where the frames tie them together; a
+  correction that keeps every frame's mix is chosen so that both shots agree with
+  themselves along their own flows at once (a robust penalty, L-BFGS).
 
 It works at CARRY_SIDE (longer side): on the six dev dissolves of eval_transition that
 scored better than the full 854x480, and took 2.5x less time (benchmarks/notes/transition.md).
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ...analysis.dissolve import decreasing_fit
 from ...analysis.flow import fb_error, pixel_grid
@@ -42,6 +48,11 @@ FB_VARIANCE = 2e-3    # and per squared pixel the forward-backward check missed 
 FB_LIMIT = 1.0        # pixels: beyond this the step carries nothing there
 AGREEMENT = 0.02      # values this far apart (beyond their variances) start to be discounted
 UNKNOWN = np.inf
+SETTLE_SIDE = 320     # the longer side the shots are settled together at (the correction is enlarged)
+SETTLE_ITERS = 60     # L-BFGS iterations
+SETTLE_EPS = 3e-3     # the robust penalty's scale: differences beyond it count about linearly
+SETTLE_DAMPING = 1e-3 # keeps the correction small where no link constrains it
+LINKS_AT_ONCE = 8     # the penalty's links differentiated together (its memory)
 
 
 def shot_flows(shots: np.ndarray, side: int = FLOW_SIDE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -156,10 +167,12 @@ def split_by_variance(frames, alpha, prior_a, var_a, prior_b, var_b):
 
 
 def carry_from_clear_frames(frames: np.ndarray, alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
-                            rounds: int = ROUNDS, tick=lambda: None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                            rounds: int = ROUNDS, tick=lambda: None,
+                            settle_iters: int = SETTLE_ITERS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(alpha, shot A, shot B) of a dissolve's frames (T x H x W x 3 float32 in [0, 1],
     from shot A alone to shot B alone or part of it), from the model's curve and shots
-    (the shots split so that they mix back into the frames). tick() after each round."""
+    (the shots split so that they mix back into the frames). tick() after each round
+    and after the settling."""
     frames = frames.astype(np.float32)
     alpha = np.asarray(alpha, np.float64)
     a, b = alpha, 1 - alpha
@@ -184,4 +197,77 @@ def carry_from_clear_frames(frames: np.ndarray, alpha: np.ndarray, shot_a: np.nd
         shot_a[clear_a], var_a[clear_a] = frames[clear_a], 0
         shot_b[clear_b], var_b[clear_b] = frames[clear_b], 0
         tick()
+    if settle_iters:
+        shot_a, shot_b = settle_together(alpha, shot_a, shot_b, settle_iters)
+        tick()
     return alpha, shot_a, shot_b
+
+
+def settle_together(alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
+                    iters: int = SETTLE_ITERS, side: int = SETTLE_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Shots A and B (T x H x W x 3, mixing into the frames by alpha) corrected
+    together: A + (1 - alpha) d and B - alpha d leave every frame's mix as it is, and
+    d (found at `side`, then enlarged) makes each shot agree with itself along its own
+    flow, forward and backward, where the flow passes its forward-backward check."""
+    num, h, w, _ = shot_a.shape
+    scale = min(1.0, side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = lambda shots: np.stack([cv2.resize(shot, size, interpolation=cv2.INTER_AREA) for shot in shots])
+    a = torch.from_numpy(np.asarray(alpha, np.float32)).view(-1, 1, 1, 1)
+    small_a, small_b = small(shot_a), small(shot_b)
+    links_a, links_b = self_links(small_a, alpha > 0), self_links(small_b, alpha < 1)
+    start_a, start_b = (torch.from_numpy(shot).permute(0, 3, 1, 2).contiguous() for shot in (small_a, small_b))
+    correction = torch.zeros(start_a.shape, requires_grad=True)
+    pixels = num * correction[0, 0].numel()
+    shots = ((start_a, 1 - a, links_a), (start_b, -a, links_b))
+
+    def closure() -> torch.Tensor:  # the penalty, its gradient accumulated a few links at a time
+        optimiser.zero_grad()
+        damping = SETTLE_DAMPING * (correction ** 2).mean()
+        damping.backward()
+        total = damping.item()
+        for start, share, (source, target, grid, trust) in shots:
+            if grid is None:  # no two neighbouring frames see this shot
+                continue
+            for chunk in torch.arange(len(source)).split(LINKS_AT_ONCE):
+                there, here = source[chunk], target[chunk]
+                seen = F.grid_sample(start[there] + share[there] * correction[there], grid[chunk],
+                                     mode="bilinear", padding_mode="border", align_corners=True)
+                differ = seen - start[here] - share[here] * correction[here]
+                part = (trust[chunk] * torch.sqrt(differ ** 2 + SETTLE_EPS ** 2)).sum() / pixels
+                part.backward()
+                total += part.item()
+        return torch.tensor(total)
+
+    optimiser = torch.optim.LBFGS([correction], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
+    optimiser.step(closure)
+    d = correction.detach().permute(0, 2, 3, 1).numpy()
+    d = np.stack([cv2.resize(np.ascontiguousarray(x), (w, h), interpolation=cv2.INTER_LINEAR) for x in d])
+    a = np.asarray(alpha, np.float32).reshape(-1, 1, 1, 1)
+    return np.clip(shot_a + (1 - a) * d, 0, 1), np.clip(shot_b - a * d, 0, 1)
+
+
+def self_links(shots: np.ndarray, seen: np.ndarray):
+    """Each step between neighbouring frames that both see the shot (T x h x w x 3),
+    both ways: (source frames, target frames, where each target pixel is in its source
+    as a grid_sample grid, 1 where the step passes its forward-backward check)."""
+    num, h, w, _ = shots.shape
+    forward, backward, forward_error, backward_error = shot_flows(shots, side=max(h, w))
+    grid = pixel_grid(h, w)
+    to_unit = np.array([2 / max(w - 1, 1), 2 / max(h - 1, 1)], np.float32)
+    source, target, grids, trust = [], [], [], []
+    for t in range(num - 1):
+        if not (seen[t] and seen[t + 1]):
+            continue
+        for there, here, flow, error in ((t, t + 1, backward[t], backward_error[t]),
+                                         (t + 1, t, forward[t], forward_error[t])):
+            at = grid + flow
+            inside = (at[..., 0] >= 0) & (at[..., 0] <= w - 1) & (at[..., 1] >= 0) & (at[..., 1] <= h - 1)
+            source.append(there)
+            target.append(here)
+            grids.append(at * to_unit - 1)
+            trust.append(inside & (error < FB_LIMIT))
+    if not source:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), None, None
+    return (torch.tensor(source), torch.tensor(target), torch.from_numpy(np.stack(grids).astype(np.float32)),
+            torch.from_numpy(np.stack(trust).astype(np.float32))[:, None])
