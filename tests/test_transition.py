@@ -607,9 +607,9 @@ def test_carry_sharpens_faint_shots_from_their_clear_frames():
     got_alpha, shot_a, shot_b = carry_from_clear_frames(frames, alpha, start_a, start_b, rounds=3)
     score = lambda got, truth, w: 10 * np.log10(1 / np.mean((got[w] - truth[w]) ** 2))
     faint_a, faint_b = (alpha > 0) & (alpha < 0.5), (alpha < 1) & (alpha > 0.5)
-    # measured: 25.5 -> 26.3 dB (A), 25.7 -> 27.4 dB (B)
-    assert score(shot_a, true_a, faint_a) > score(start_a, true_a, faint_a) + 0.5
-    assert score(shot_b, true_b, faint_b) > score(start_b, true_b, faint_b) + 1.0
+    # measured: 25.5 -> 30.4 dB (A), 25.7 -> 31.7 dB (B); the rounds alone (no settling) 26.3 and 27.4
+    assert score(shot_a, true_a, faint_a) > score(start_a, true_a, faint_a) + 3.0
+    assert score(shot_b, true_b, faint_b) > score(start_b, true_b, faint_b) + 4.0
     mixed_back = got_alpha[:, None, None, None] * shot_a + (1 - got_alpha[:, None, None, None]) * shot_b
     assert np.abs(mixed_back - frames).max() < 1e-4  # each frame is split between the shots, exactly
     assert np.array_equal(shot_a[0], frames[0]) and np.array_equal(shot_b[-1], frames[-1])
@@ -638,7 +638,6 @@ def test_settling_together_removes_a_ghost_and_keeps_the_mix():
     # measured: A 27.9 -> 37.7 dB, B 27.9 -> 38.4 dB
     assert score(shot_a, true_a, faint_a) > score(start_a, true_a, faint_a) + 6
     assert score(shot_b, true_b, faint_b) > score(start_b, true_b, faint_b) + 6
-    inside = (shot_a > 0) & (shot_a < 1) & (shot_b > 0) & (shot_b < 1)
     mixed_back = a4 * shot_a + (1 - a4) * shot_b
-    assert np.abs(mixed_back - frames)[inside].max() < 1e-4
+    assert np.abs(mixed_back - frames).max() < 1e-4
     assert np.array_equal(shot_a[0], start_a[0]) and np.array_equal(shot_b[-1], start_b[-1])

@@ -22,7 +22,8 @@ shot's own motion and fused per pixel by how much it is to be trusted:
 - then the two shots are settled together (`settle_together`): the passes carry one
   shot at a time, the other held fixed, where the frames tie them together; a
   correction that keeps every frame's mix is chosen so that both shots agree with
-  themselves along their own flows at once (a robust penalty, L-BFGS).
+  themselves along their own flows at once (a robust penalty, L-BFGS); three times, the
+  flows measured again on the settled shots.
 
 It works at CARRY_SIDE (longer side): on the six dev dissolves of eval_transition that
 scored better than the full 854x480, and took 2.5x less time (benchmarks/notes/transition.md).
@@ -50,6 +51,7 @@ AGREEMENT = 0.02      # values this far apart (beyond their variances) start to 
 UNKNOWN = np.inf
 SETTLE_SIDE = 320     # the longer side the shots are settled together at (the correction is enlarged)
 SETTLE_ITERS = 60     # L-BFGS iterations
+SETTLE_PASSES = 3     # settlings, each on flows measured on the shots the one before settled
 SETTLE_EPS = 3e-3     # the robust penalty's scale: differences beyond it count about linearly
 SETTLE_DAMPING = 1e-3 # keeps the correction small where no link constrains it
 LINKS_AT_ONCE = 8     # the penalty's links differentiated together (its memory)
@@ -168,11 +170,11 @@ def split_by_variance(frames, alpha, prior_a, var_a, prior_b, var_b):
 
 def carry_from_clear_frames(frames: np.ndarray, alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
                             rounds: int = ROUNDS, tick=lambda: None,
-                            settle_iters: int = SETTLE_ITERS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                            settle_passes: int = SETTLE_PASSES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(alpha, shot A, shot B) of a dissolve's frames (T x H x W x 3 float32 in [0, 1],
     from shot A alone to shot B alone or part of it), from the model's curve and shots
     (the shots split so that they mix back into the frames). tick() after each round
-    and after the settling."""
+    and each settling."""
     frames = frames.astype(np.float32)
     alpha = np.asarray(alpha, np.float64)
     a, b = alpha, 1 - alpha
@@ -197,8 +199,8 @@ def carry_from_clear_frames(frames: np.ndarray, alpha: np.ndarray, shot_a: np.nd
         shot_a[clear_a], var_a[clear_a] = frames[clear_a], 0
         shot_b[clear_b], var_b[clear_b] = frames[clear_b], 0
         tick()
-    if settle_iters:
-        shot_a, shot_b = settle_together(alpha, shot_a, shot_b, settle_iters)
+    for _ in range(settle_passes):
+        shot_a, shot_b = settle_together(alpha, shot_a, shot_b)
         tick()
     return alpha, shot_a, shot_b
 
@@ -244,7 +246,12 @@ def settle_together(alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
     d = correction.detach().permute(0, 2, 3, 1).numpy()
     d = np.stack([cv2.resize(np.ascontiguousarray(x), (w, h), interpolation=cv2.INTER_LINEAR) for x in d])
     a = np.asarray(alpha, np.float32).reshape(-1, 1, 1, 1)
-    return np.clip(shot_a + (1 - a) * d, 0, 1), np.clip(shot_b - a * d, 0, 1)
+    b = 1 - a
+    with np.errstate(divide="ignore", invalid="ignore"):  # d kept where both shots stay in [0, 1] (the mix too)
+        low = np.maximum(np.where(b > 0, -shot_a / b, -np.inf), np.where(a > 0, (shot_b - 1) / a, -np.inf))
+        high = np.minimum(np.where(b > 0, (1 - shot_a) / b, np.inf), np.where(a > 0, shot_b / a, np.inf))
+    d = np.clip(d, low, high)
+    return np.clip(shot_a + b * d, 0, 1), np.clip(shot_b - a * d, 0, 1)
 
 
 def self_links(shots: np.ndarray, seen: np.ndarray):

@@ -23,7 +23,7 @@ from ...segments import Checkpoints, FrameRange, FrameStore, run_manifest
 from ...video import StagedOutputDir, VideoInfo, frame_to_tensor, iter_frames, resize_frames, save_png, working_size
 from ...video.reader import store_frame
 from .options import TransitionOptions
-from .carry import CARRY_SIDE, ROUNDS as CARRY_ROUNDS, carry_from_clear_frames
+from .carry import CARRY_SIDE, ROUNDS as CARRY_ROUNDS, SETTLE_PASSES, carry_from_clear_frames
 from .unmix import (MODELLED_FRAMES_CHECKED, Kind, ShotFrames, Unmixing, describe, memory_need, resolve_options,
                     snap_alpha, unmix)
 
@@ -154,7 +154,7 @@ def carried(input_path, info: VideoInfo, unmixing: Unmixing, opts: TransitionOpt
     pairs = [split_residual(torch.from_numpy(frames[t]).permute(2, 0, 1), float(alpha[t]), shots[0][t], shots[1][t])
              for t in range(len(frames))]
     shot_a, shot_b = (np.stack([pair[k].permute(1, 2, 0).numpy() for pair in pairs]) for k in (0, 1))
-    with progress_bar("transition: carrying", "round", opts.progress, total=CARRY_ROUNDS + 1) as bar:  # and the settling
+    with progress_bar("transition: carrying", "round", opts.progress, total=CARRY_ROUNDS + SETTLE_PASSES) as bar:
         alpha, shot_a, shot_b = carry_from_clear_frames(frames, alpha, shot_a, shot_b, CARRY_ROUNDS,
                                                         tick=lambda: bar.update())
     curve = unmixing.alpha.copy()
