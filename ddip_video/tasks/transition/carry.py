@@ -243,15 +243,18 @@ def settle_together(alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
 
     optimiser = torch.optim.LBFGS([correction], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
     optimiser.step(closure)
-    d = correction.detach().permute(0, 2, 3, 1).numpy()
-    d = np.stack([cv2.resize(np.ascontiguousarray(x), (w, h), interpolation=cv2.INTER_LINEAR) for x in d])
-    a = np.asarray(alpha, np.float32).reshape(-1, 1, 1, 1)
-    b = 1 - a
-    with np.errstate(divide="ignore", invalid="ignore"):  # d kept where both shots stay in [0, 1] (the mix too)
-        low = np.maximum(np.where(b > 0, -shot_a / b, -np.inf), np.where(a > 0, (shot_b - 1) / a, -np.inf))
-        high = np.minimum(np.where(b > 0, (1 - shot_a) / b, np.inf), np.where(a > 0, shot_b / a, np.inf))
-    d = np.clip(d, low, high)
-    return np.clip(shot_a + b * d, 0, 1), np.clip(shot_b - a * d, 0, 1)
+    settled_a, settled_b = np.empty_like(shot_a), np.empty_like(shot_b)
+    small_d = correction.detach().permute(0, 2, 3, 1).numpy()
+    for t, weight in enumerate(np.asarray(alpha, np.float32)):
+        d = cv2.resize(np.ascontiguousarray(small_d[t]), (w, h), interpolation=cv2.INTER_LINEAR)
+        # d is held where either shot would leave [0, 1], so the mix stays exact
+        if weight < 1:
+            d = np.clip(d, -shot_a[t] / (1 - weight), (1 - shot_a[t]) / (1 - weight))
+        if weight > 0:
+            d = np.clip(d, (shot_b[t] - 1) / weight, shot_b[t] / weight)
+        settled_a[t] = np.clip(shot_a[t] + (1 - weight) * d, 0, 1)
+        settled_b[t] = np.clip(shot_b[t] - weight * d, 0, 1)
+    return settled_a, settled_b
 
 
 def self_links(shots: np.ndarray, seen: np.ndarray):
