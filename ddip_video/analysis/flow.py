@@ -16,6 +16,13 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return np.stack([xs, ys], axis=-1)
 
 
+def lands_inside(flow: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """h x w bool: where following the flow from the grid's pixels stays in the frame."""
+    h, w = flow.shape[:2]
+    target = grid + flow
+    return (target[..., 0] >= 0) & (target[..., 0] <= w - 1) & (target[..., 1] >= 0) & (target[..., 1] <= h - 1)
+
+
 def sample(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """image read at coords (h x w x 2, bilinear); NaN in every channel outside it."""
     return cv2.remap(image, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR,

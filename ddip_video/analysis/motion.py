@@ -48,7 +48,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .flow import fb_error, pixel_grid
+from .flow import fb_error, lands_inside, pixel_grid
 from .parallax import epipolar_residuals, scene_has_parallax
 
 
@@ -155,12 +155,6 @@ def dense_flows(gray: list[np.ndarray], tick: Callable[[], None] = _no_tick) -> 
         backward[t] = dis.calc(b, a, None)
         tick()
     return forward, backward
-
-
-def _lands_inside(flow: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    target = grid + flow
-    return (target[..., 0] >= 0) & (target[..., 0] <= w - 1) & (target[..., 1] >= 0) & (target[..., 1] <= h - 1)
 
 
 def _fit_homography(flow: np.ndarray, reliable: np.ndarray) -> np.ndarray:
@@ -302,7 +296,7 @@ def _relative(residuals: np.ndarray) -> np.ndarray:
 
 def _residual(flow: np.ndarray, homography: np.ndarray, grid: np.ndarray) -> np.ndarray:
     residual = np.linalg.norm(flow - _camera_flow(homography, grid), axis=-1)
-    residual[~_lands_inside(flow, grid)] = np.nan  # no evidence where the pixel leaves the frame
+    residual[~lands_inside(flow, grid)] = np.nan  # no evidence where the pixel leaves the frame
     return residual
 
 

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from ...analysis.dissolve import decreasing_fit
-from ...analysis.flow import fb_error, pixel_grid
+from ...analysis.flow import fb_error, lands_inside, pixel_grid
 from ...analysis.motion import dense_flows
+from ...video import working_size
 
 CARRY_SIDE = 480      # the longer side the shots are carried at
 FLOW_SIDE = 427       # the longer side their flows are measured at
@@ -63,7 +64,7 @@ def shot_flows(shots: np.ndarray, side: int = FLOW_SIDE) -> tuple[np.ndarray, np
     shots), measured at `side` and enlarged; each one's forward-backward error."""
     num, h, w, _ = shots.shape
     scale = min(1.0, side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = working_size(w, h, side)
     gray = [cv2.resize(cv2.cvtColor(to_uint8(shot), cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
             for shot in shots]
     enlarged = lambda flows: np.stack([cv2.resize(flow, (w, h)) / scale for flow in flows]).astype(np.float32)
@@ -101,13 +102,12 @@ def moved(value, var, flow, fb_error):
     """An estimate (value, variance) of one frame read where `flow` (from the frame it
     is wanted in) leads, its variance grown by the step; unknown where the step fails
     its forward-backward check or leaves the frame."""
-    h, w = var.shape
-    at = pixel_grid(h, w) + flow
+    grid = pixel_grid(*var.shape)
+    at = grid + flow
     value = cv2.remap(value, at[..., 0], at[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     var = cv2.remap(np.minimum(var, 1e6), at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
-    inside = (at[..., 0] >= 0) & (at[..., 0] <= w - 1) & (at[..., 1] >= 0) & (at[..., 1] <= h - 1)
-    ok = inside & (fb_error < FB_LIMIT) & (var < 1e5)
+    ok = lands_inside(flow, grid) & (fb_error < FB_LIMIT) & (var < 1e5)
     return value, np.where(ok, var + LINK_VARIANCE + FB_VARIANCE * fb_error ** 2, UNKNOWN).astype(np.float32)
 
 
@@ -212,8 +212,7 @@ def settle_together(alpha: np.ndarray, shot_a: np.ndarray, shot_b: np.ndarray,
     d (found at `side`, then enlarged) makes each shot agree with itself along its own
     flow, forward and backward, where the flow passes its forward-backward check."""
     num, h, w, _ = shot_a.shape
-    scale = min(1.0, side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = working_size(w, h, side)
     small = lambda shots: np.stack([cv2.resize(shot, size, interpolation=cv2.INTER_AREA) for shot in shots])
     a = torch.from_numpy(np.asarray(alpha, np.float32)).view(-1, 1, 1, 1)
     small_a, small_b = small(shot_a), small(shot_b)
@@ -271,12 +270,10 @@ def self_links(shots: np.ndarray, seen: np.ndarray):
             continue
         for there, here, flow, error in ((t, t + 1, backward[t], backward_error[t]),
                                          (t + 1, t, forward[t], forward_error[t])):
-            at = grid + flow
-            inside = (at[..., 0] >= 0) & (at[..., 0] <= w - 1) & (at[..., 1] >= 0) & (at[..., 1] <= h - 1)
             source.append(there)
             target.append(here)
-            grids.append(at * to_unit - 1)
-            trust.append(inside & (error < FB_LIMIT))
+            grids.append((grid + flow) * to_unit - 1)
+            trust.append(lands_inside(flow, grid) & (error < FB_LIMIT))
     if not source:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), None, None
     return (torch.tensor(source), torch.tensor(target), torch.from_numpy(np.stack(grids).astype(np.float32)),
