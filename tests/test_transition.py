@@ -593,6 +593,11 @@ def _panning_dissolve(num=10, h=48, w=64, seed=0):
     return frames.astype(np.float32), alpha, shot_a, shot_b
 
 
+def _psnr_over(got: np.ndarray, truth: np.ndarray, frames: np.ndarray) -> float:
+    """PSNR of [0, 1] images over the chosen frames."""
+    return 10 * np.log10(1 / np.mean((got[frames] - truth[frames]) ** 2))
+
+
 def test_carry_sharpens_faint_shots_from_their_clear_frames():
     from ddip_video.tasks.transition.carry import carry_from_clear_frames
     frames, alpha, true_a, true_b = _panning_dissolve()
@@ -605,11 +610,10 @@ def test_carry_sharpens_faint_shots_from_their_clear_frames():
     start_a = (coarse(true_a) + a4 / norm * residual).astype(np.float32)
     start_b = (coarse(true_b) + (1 - a4) / norm * residual).astype(np.float32)
     got_alpha, shot_a, shot_b = carry_from_clear_frames(frames, alpha, start_a, start_b, rounds=3)
-    score = lambda got, truth, w: 10 * np.log10(1 / np.mean((got[w] - truth[w]) ** 2))
     faint_a, faint_b = (alpha > 0) & (alpha < 0.5), (alpha < 1) & (alpha > 0.5)
     # measured: 25.5 -> 30.4 dB (A), 25.7 -> 31.7 dB (B); the rounds alone (no settling) 26.3 and 27.4
-    assert score(shot_a, true_a, faint_a) > score(start_a, true_a, faint_a) + 3.0
-    assert score(shot_b, true_b, faint_b) > score(start_b, true_b, faint_b) + 4.0
+    assert _psnr_over(shot_a, true_a, faint_a) > _psnr_over(start_a, true_a, faint_a) + 3.0
+    assert _psnr_over(shot_b, true_b, faint_b) > _psnr_over(start_b, true_b, faint_b) + 4.0
     mixed_back = got_alpha[:, None, None, None] * shot_a + (1 - got_alpha[:, None, None, None]) * shot_b
     assert np.abs(mixed_back - frames).max() < 1e-4  # each frame is split between the shots, exactly
     assert np.array_equal(shot_a[0], frames[0]) and np.array_equal(shot_b[-1], frames[-1])
@@ -633,11 +637,10 @@ def test_settling_together_removes_a_ghost_and_keeps_the_mix():
     ghost = 0.3 * (true_b - true_a) * (a4 > 0) * (a4 < 1)
     start_a, start_b = true_a + (1 - a4) * ghost, true_b - a4 * ghost
     shot_a, shot_b = settle_together(alpha, start_a, start_b)
-    score = lambda got, truth, w: 10 * np.log10(1 / np.mean((got[w] - truth[w]) ** 2))
     faint_a, faint_b = (alpha > 0) & (alpha < 0.5), (alpha < 1) & (alpha > 0.5)
     # measured: A 27.9 -> 37.7 dB, B 27.9 -> 38.4 dB
-    assert score(shot_a, true_a, faint_a) > score(start_a, true_a, faint_a) + 6
-    assert score(shot_b, true_b, faint_b) > score(start_b, true_b, faint_b) + 6
+    assert _psnr_over(shot_a, true_a, faint_a) > _psnr_over(start_a, true_a, faint_a) + 6
+    assert _psnr_over(shot_b, true_b, faint_b) > _psnr_over(start_b, true_b, faint_b) + 6
     mixed_back = a4 * shot_a + (1 - a4) * shot_b
     assert np.abs(mixed_back - frames).max() < 1e-4
     assert np.array_equal(shot_a[0], start_a[0]) and np.array_equal(shot_b[-1], start_b[-1])
