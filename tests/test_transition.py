@@ -24,7 +24,7 @@ from ddip_video.analysis.dissolve import (black_gap, changes_beside, classic_alp
 from ddip_video.errors import InputError
 from ddip_video.tasks.transition.model import AlphaCurve
 from ddip_video.tasks.transition.options import TransitionOptions
-from ddip_video.tasks.transition.outputs import split_residual
+from ddip_video.tasks.transition.outputs import detail_energy, split_residual
 from ddip_video.segments import FrameRange, FrameStore
 from ddip_video.tasks.transition import unmix as unmix_module
 from ddip_video.tasks.transition.unmix import (Kind, check_modelled_memory, describe, refuse_more_changes,
@@ -277,6 +277,23 @@ def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
     sa, sb = split_residual(image * 0.5, 0.5, torch.zeros_like(a), b, black=(True, False))
     assert sa.abs().max() == 0 and torch.allclose(sb, image, atol=0.01)
 
+
+
+def test_detail_weighted_split_mixes_back_and_gives_the_detail_to_the_shot_that_has_it():
+    rng = torch.Generator().manual_seed(2)
+    flat = torch.full((3, 32, 32), 0.5)
+    textured = 0.5 + 0.1 * torch.randn(3, 32, 32, generator=rng)  # within (0, 1): nothing clamped
+    image = 0.5 * flat + 0.5 * textured + 0.02 * torch.randn(3, 32, 32, generator=rng)
+    detail = detail_energy(flat, 1.0), detail_energy(textured, 1.0)
+    assert detail[0].shape == (32, 32) and (detail[1] > 10 * detail[0]).float().mean() > 0.9
+    sa, sb = split_residual(image, 0.5, flat, textured, detail=detail)
+    assert torch.allclose(0.5 * sa + 0.5 * sb, image, atol=1e-5)
+    # the flat shot stays nearly flat: the residual's texture went to the textured one
+    assert (sa - flat).abs().mean() < 0.2 * (sb - textured).abs().mean()
+    same = torch.ones(32, 32)
+    least_norm = split_residual(image, 0.3, flat, textured)
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in
+               zip(split_residual(image, 0.3, flat, textured, detail=(same, same)), least_norm))
 
 def test_black_gap_is_the_longest_black_run_inside_the_clip():
     assert black_gap([False, True, True, False, True, False]) == (1, 2)

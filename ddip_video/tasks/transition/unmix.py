@@ -148,6 +148,7 @@ class Unmixing:
     fits: list = field(default_factory=list)  # (what, iterations, best iteration) per optimisation:
                                               # none, one, or a dip's two
     carry_note: str = ""  # whether the shots were carried from their clear frames (carry.py), and if not why
+    carried_size: tuple[int, int] | None = None  # the carried shots' width and height; None: not carried
     matte: str = "black"  # a fade's solid shot. "white": the shots and the solid one are held inverted
                           # (1 - x), as the frames were unmixed (see unmix)
 
