@@ -278,7 +278,6 @@ def test_split_residual_mixes_back_exactly_and_passes_single_shots_through():
     assert sa.abs().max() == 0 and torch.allclose(sb, image, atol=0.01)
 
 
-
 def test_detail_weighted_split_mixes_back_and_gives_the_detail_to_the_shot_that_has_it():
     rng = torch.Generator().manual_seed(2)
     flat = torch.full((3, 32, 32), 0.5)
