@@ -65,6 +65,28 @@ def test_the_fill_is_the_scene_behind_the_object(scene):
         assert np.array_equal(filled[~hole], frames[t][~hole].astype(np.float32))  # the rest untouched
 
 
+
+def test_nearer_sources_weigh_more_when_they_match_alike():
+    """A still camera; every source matches frame 3 alike around its hole, but what they
+    show in it differs with their distance in time: the nearer ones weigh more (each
+    source by 1 / (1 + frames apart)), as one homography fits a handheld scene less the
+    further apart the frames."""
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    frames = np.stack([scene] * 7)
+    inside = {1: 50, 2: 150, 3: 250}  # what a source shows in the hole, by frames apart
+    for k in range(7):
+        if k != 3:
+            frames[k, 16:32, 24:40] = inside[abs(k - 3)]
+    holes = [np.zeros((48, 64), bool) for _ in range(7)]
+    holes[3][16:32, 24:40] = True
+    still = np.stack([np.eye(3)] * 7)
+    renderer = PlateRenderer(CameraPath(still), None, lambda t: np.zeros((48, 64, 3)))
+    filled = renderer.fill(3, lambda k: frames[k], lambda k: holes[k], range(7))
+    weights = {apart: 1 / (1 + apart) for apart in inside}
+    expected = sum(weights[d] * v for d, v in inside.items()) / sum(weights.values())  # 126.9; alike: 150
+    assert np.allclose(filled[holes[3]], expected, atol=0.5)
+
 def test_the_plate_is_the_whole_scene_in_frame_0s_coordinates(scene):
     frames, masks = scene["frames"], scene["masks"]
     builder = PlateBuilder(scene["to_first"], SIZE)

@@ -5,9 +5,10 @@ Where the mask holds the foreground in frame t (the hole), the background comes
 from the input frames around t that see that spot, each aligned onto frame t by
 the camera's path that the model's background is drawn through. Up to `samples`
 of them, the nearest in time first, are averaged per pixel, each weighted by how
-well it matches frame t on a ring around the hole: a source that is misaligned or
-lit otherwise counts for little, and the average of several keeps the fill steady
-from frame to frame. What no frame around t sees comes from the shot's plate (a
+well it matches frame t on a ring around the hole and by how near it is in time
+(one homography fits a handheld scene less the further apart the frames): a source
+that is misaligned or lit otherwise counts for little, and the average of several
+keeps the fill steady from frame to frame. What no frame around t sees comes from the shot's plate (a
 panorama of its frames' backgrounds in its first frame's coordinates, written as
 plate.png); what no frame sees at all, from the model's background layer. Outside
 the hole the input is left as it is. (Measured alternatives, benchmarks/notes/fgbg.md,
@@ -46,7 +47,8 @@ class PlateSettings:
     cover_grow: float = 1.0     # ... and this far (px at 480 lines) from where it is above
     margin: float = 24.0        # context kept around the hole (px at 480 lines)
     ring: float = 8.0           # width of the ring that judges each source (px at 480 lines)
-    sharpness: float = 4.0      # a source's weight: 1 / (its mean ring mismatch + 2) ** sharpness
+    sharpness: float = 4.0      # a source's weight: 1 / (its mean ring mismatch + 2) ** sharpness,
+    apart: float = 1.0          # divided by (1 + frames between it and the target) ** apart
     plate_frames: int = 25      # frames spread over a shot that make its plate
 
 
@@ -270,7 +272,7 @@ class PlateRenderer:
                 continue
             judged = ring & seen
             mismatch = float(np.abs(source[judged] - target[judged]).mean()) if judged.sum() > 50 else 20.0
-            weight = (mismatch + 2.0) ** -s.sharpness
+            weight = (mismatch + 2.0) ** -s.sharpness * (1.0 + abs(k - t)) ** -s.apart
             blend[take] += weight * source[take]
             total[take] += weight
             count[take] += 1
