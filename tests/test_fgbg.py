@@ -13,7 +13,8 @@ import torch
 from benchmarks.metrics import mean_jaccard
 from ddip_video.progress import Progress
 from ddip_video.tasks.fgbg.options import FgbgOptions
-from ddip_video.tasks.fgbg.separate import separate
+from ddip_video.analysis.motion import MotionHints
+from ddip_video.tasks.fgbg.separate import separate, with_hint_objects
 from ddip_video.video import read_video, resize_frames
 
 
@@ -91,3 +92,19 @@ def test_progress_shows_the_loss_and_an_eta(monkeypatch, terminal):
         assert "loss=0.0" in drawn and "it/s" in drawn and "<00:" in drawn
     else:  # a log: drawn once and cleared, within the 30 s between redraws
         assert drawn.count("\r") == 3 and "0/40" in drawn
+
+
+def test_an_object_of_the_hints_that_the_mask_let_go_is_given_back():
+    """Two objects in the hints; the model's mask holds the first and let go of the
+    second: the second comes back as the hints' probability, the first stays the mask's."""
+    prob = np.zeros((1, 40, 60), np.float32)
+    prob[0, 5:15, 5:15] = 0.9     # held by the mask
+    prob[0, 25:35, 40:55] = 0.8   # let go
+    hints = MotionHints(prob, prob > 0.5, np.eye(3)[None], False, False)
+    masks = torch.zeros(1, 1, 40, 60)
+    masks[0, 0, 4:16, 4:16] = 0.7
+    masks[0, 0, 25:35, 40:45] = 0.6  # a third of the second object: less than half held
+    out = with_hint_objects(masks, hints)
+    assert torch.equal(out[0, 0, :20], masks[0, 0, :20])
+    assert torch.allclose(out[0, 0, 25:35, 40:55], torch.tensor(0.8)) and float(out[0, 0, 20:].sum()) == pytest.approx(120)
+    assert masks[0, 0, 30, 50] == 0  # the input is left as it was
