@@ -8,13 +8,13 @@ of them, the nearest in time first, are averaged per pixel, each weighted by how
 well it matches frame t on a ring around the hole and by how near it is in time
 (one homography fits a handheld scene less the further apart the frames): a source
 that is misaligned or lit otherwise counts for little, and the average of several
-keeps the fill steady from frame to frame. What no frame around t sees comes from the shot's plate (a
-panorama of its frames' backgrounds in its first frame's coordinates, written as
-plate.png); what no frame sees at all, from the model's background layer. Outside
-the hole the input is left as it is. (Measured alternatives, benchmarks/notes/fgbg.md,
-"The clean plate": refining each source's alignment by optical flow, a median
-consensus, a per-pixel weighting and keeping the input where it agrees with the
-fill all scored lower, the same, or cost more.)
+keeps the fill steady from frame to frame. What no frame around t sees comes from
+the shot's plate (a panorama of its frames' backgrounds in its first frame's
+coordinates, written as plate.png); what no frame sees at all, from the model's
+background layer. Outside the hole the input is left as it is. (Measured
+alternatives, benchmarks/notes/fgbg.md, "The clean plate": refining each source's
+alignment by optical flow, a median consensus, a per-pixel weighting and keeping the
+input where it agrees with the fill all scored lower, the same, or cost more.)
 
 A scene with depth (the motion hints' `parallax`) is not one homography: there each
 source, aligned by the homography, is moved onto frame t by the optical flow left

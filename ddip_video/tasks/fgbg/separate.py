@@ -184,7 +184,7 @@ def fit_segment(frames: torch.Tensor, opts: FgbgOptions, hints: MotionHints | No
     masks, background = predict(model, frames, hint, min(opts.window, len(frames)))
     masks = with_hint_objects(masks.cpu(), hints)
     # optimise: the model's making, its fit and the inference of every frame's mask
-    return SegmentFit(masks.cpu(), background.cpu(), hints, report, model.state_dict(),
+    return SegmentFit(masks, background.cpu(), hints, report, model.state_dict(),
                       dict(hints=hint_seconds, optimize=time.perf_counter() - start - hint_seconds))
 
 
@@ -192,7 +192,8 @@ def with_hint_objects(masks: torch.Tensor, hints: MotionHints, held: float = 0.5
     """The masks (T x 1 x h x w), each connected part of a frame's hint mask that its mask
     holds less than `held` of (over 0.5) given back as the hints' probability there
     (the larger of the two): the model may let go of a second object that the hints found
-    (the removal clips: +0.19 and +0.31 dB in two holes of four, benchmarks/notes/fgbg.md)."""
+    (the removal clips: dog+car-shadow's hole +0.18 dB, the others within 0.01;
+    benchmarks/notes/fgbg.md)."""
     out = masks.clone()
     for t in range(len(out)):
         count, parts = cv2.connectedComponents(hints.fg_mask[t].astype(np.uint8))
