@@ -65,7 +65,6 @@ def test_the_fill_is_the_scene_behind_the_object(scene):
         assert np.array_equal(filled[~hole], frames[t][~hole].astype(np.float32))  # the rest untouched
 
 
-
 def test_nearer_sources_weigh_more_when_they_match_alike():
     """A still camera; every source matches frame 3 alike around its hole, but what they
     show in it differs with their distance in time: the nearer ones weigh more (each
@@ -86,6 +85,7 @@ def test_nearer_sources_weigh_more_when_they_match_alike():
     weights = {apart: 1 / (1 + apart) for apart in inside}
     expected = sum(weights[d] * v for d, v in inside.items()) / sum(weights.values())  # 126.9; alike: 150
     assert np.allclose(filled[holes[3]], expected, atol=0.5)
+
 
 def test_the_plate_is_the_whole_scene_in_frame_0s_coordinates(scene):
     frames, masks = scene["frames"], scene["masks"]

@@ -294,6 +294,7 @@ def test_detail_weighted_split_mixes_back_and_gives_the_detail_to_the_shot_that_
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in
                zip(split_residual(image, 0.3, flat, textured, detail=(same, same)), least_norm))
 
+
 def test_black_gap_is_the_longest_black_run_inside_the_clip():
     assert black_gap([False, True, True, False, True, False]) == (1, 2)
     assert black_gap([False, True, False, True, True, True, False]) == (3, 5)

@@ -45,10 +45,7 @@ def split_residual(image: torch.Tensor, alpha: float, shot_a: torch.Tensor, shot
         return torch.zeros_like(image), (shot_b + b / (b * b + fade_damping * (b < 1)) * residual).clamp(0, 1)
     if black[1]:
         return (shot_a + a / (a * a + fade_damping * (a < 1)) * residual).clamp(0, 1), torch.zeros_like(image)
-    if detail is None:
-        norm = a * a + b * b
-        return (shot_a + a / norm * residual).clamp(0, 1), (shot_b + b / norm * residual).clamp(0, 1)
-    weight_a, weight_b = detail
+    weight_a, weight_b = detail if detail is not None else (1.0, 1.0)
     norm = a * a * weight_a + b * b * weight_b
     return (shot_a + a * weight_a / norm * residual).clamp(0, 1), (shot_b + b * weight_b / norm * residual).clamp(0, 1)
 
@@ -204,7 +201,8 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
         up = [resize_frames(s[t:t + 1], size)[0] for s in (unmixing.shot_a, unmixing.shot_b)]
         weight_a, black = unmixing.mix_at(t)
         detail = None
-        if unmixing.carried_size is not None and not any(black):
+        # where one shot is alone it takes the whole residual whatever the weights: none computed
+        if unmixing.carried_size is not None and not any(black) and 0 < weight_a < 1:
             scale = max(1.0, size[0] / unmixing.carried_size[0])
             detail = tuple(detail_energy(shot, scale) for shot in up)
         shots = split_residual(1.0 - image if inverted else image, weight_a, up[0], up[1], black, detail=detail)
