@@ -67,15 +67,15 @@ def make_clips(tool, data: Path, out: Path, only: list[str] | None) -> list[Path
 
 
 def write_clip(path: Path, frames: np.ndarray, fps: int = 24) -> None:
-    """The clip as removal.py writes it (H.264, 4:4:4, CRF 4), on one encoder thread: with
-    several, x264 coded the same frames differently from run to run (up to 16 levels; a
-    process that had run torch got other codings than a fresh one), and fgbg's figures on
-    kite-surf+blackswan moved by up to 4 dB with them."""
+    """The clip, H.264 4:4:4 lossless (removal.py writes CRF 4). x264 coded the same frames
+    differently from one clip to the next even on one thread (the decoded frames 45.818-45.820
+    dB from the frames, run to run), and fgbg's masks follow such differences: its hole PSNR
+    moved by up to 0.5 dB a clip between runs of the same code (benchmarks/notes/fgbg.md).
+    Lossless, every run decodes the same frames."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
-        stream.options = {"crf": "4"}
-        stream.codec_context.thread_count = 1
+        stream.options = {"qp": "0"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
