@@ -8,7 +8,12 @@ of them, the nearest in time first, are averaged per pixel, each weighted by how
 well it matches frame t on a ring around the hole and by how near it is in time
 (one homography fits a handheld scene less the further apart the frames): a source
 that is misaligned or lit otherwise counts for little, and the average of several
-keeps the fill steady from frame to frame. What no frame around t sees comes from
+keeps the fill steady from frame to frame. The hole also takes in what the mask
+missed next to it: pixels where frame t departs from the median of its nearest
+sources by more than 20 grey levels and twice those sources' own spread (water that
+the sources disagree on stays), connected to the hole; the ring that judges the
+sources stays the mask's (benchmarks/notes/fgbg.md, "What the mask missed, taken in
+by the fill"). What no frame around t sees comes from
 the shot's plate (a panorama of its frames' backgrounds in its first frame's
 coordinates, written as plate.png); what no frame sees at all, from the model's
 background layer. Outside the hole the input is left as it is. (Measured
@@ -50,6 +55,10 @@ class PlateSettings:
     sharpness: float = 4.0      # a source's weight: 1 / (its mean ring mismatch + 2) ** sharpness,
     apart: float = 1.0          # divided by (1 + frames between it and the target) ** apart
     plate_frames: int = 25      # frames spread over a shot that make its plate
+    band: float = 24.0          # the hole takes in what departs from the sources this far beyond it (px at 480 lines)...
+    departs: float = 20.0       # ... by more than this (grey levels, 0-255) ...
+    spread: float = 2.0         # ... and this many times the sources' own spread there ...
+    judges: int = 9             # ... judged by the median of this many sources (at least 3)
 
 
 def _px(length: float, height: int) -> int:
@@ -251,22 +260,18 @@ class PlateRenderer:
         height = image.shape[0]
         box = x0, y0, x1, y1 = _box(hole, _px(s.margin, height))
         target, crop_hole = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-        # the ring around the hole shows frame t's background: it judges each source
+        # the ring around the mask's hole shows frame t's background: it judges each source
         ring = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.ring, height))) > 0)
+        sources = self._sources(t, frames, covers, available, box, target, crop_hole)
+        if not self.parallax:  # moved by a flow that blurs the depth's edges, the sources judge those edges wrongly
+            crop_hole = crop_hole | self._departs(target, crop_hole, sources, height)
+        ring &= ~crop_hole
         total = np.zeros(crop_hole.shape, np.float32)
         blend = np.zeros((*crop_hole.shape, 3), np.float32)
         count = np.zeros(crop_hole.shape, np.int32)
-        near = sorted((k for k in available if k != t and abs(k - t) <= s.reach), key=lambda k: (abs(k - t), k))
-        tried = 0
-        for k in near:
-            if tried >= s.sources or (count[crop_hole] >= s.samples).all():
+        for k, source, seen in sources:
+            if (count[crop_hole] >= s.samples).all():
                 break
-            source, seen = self._aligned(k, t, frames(k), covers(k), box)
-            if not (seen & crop_hole).any():
-                continue  # sees none of the hole: costs a warp, not a try
-            if self.parallax:
-                source, seen = self._follow_depth(source, seen, target, crop_hole)
-            tried += 1
             take = crop_hole & seen & (count < s.samples)
             if not take.any():
                 continue
@@ -284,6 +289,47 @@ class PlateRenderer:
             fill[missing] = self._elsewhere(t, box, target, crop_hole)[missing]
         out[y0:y1, x0:x1] = np.clip(fill, 0, 255)
         return out
+
+    def _sources(self, t: int, frames, covers, available: range, box, target: np.ndarray, crop_hole: np.ndarray
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """The frames around t that see some of the hole, nearest first, each aligned onto
+        the crop `box` of frame t: (k, colour, where it shows the scene). Aligned once,
+        as they are first asked for (the last ones are seldom needed)."""
+        s = self.settings
+        near = iter(sorted((k for k in available if k != t and abs(k - t) <= s.reach), key=lambda k: (abs(k - t), k)))
+        return _Cached(self._aligned_near(t, near, frames, covers, box, target, crop_hole), s.sources)
+
+    def _aligned_near(self, t: int, near: Iterator[int], frames, covers, box, target, crop_hole):
+        for k in near:
+            source, seen = self._aligned(k, t, frames(k), covers(k), box)
+            if not (seen & crop_hole).any():
+                continue  # sees none of the hole: costs a warp, not a try
+            if self.parallax:
+                source, seen = self._follow_depth(source, seen, target, crop_hole)
+            yield k, source, seen
+
+    def _departs(self, target: np.ndarray, crop_hole: np.ndarray, sources: Iterable, height: int) -> np.ndarray:
+        """What the mask missed next to its hole: pixels within `band` of it where frame t
+        departs from the median of its nearest `judges` sources by more than `departs`
+        grey levels and `spread` times those sources' own spread (water and foliage, which
+        the sources disagree on, stay), connected to the hole: the classic background
+        subtraction cue, against a plate aligned to this very frame."""
+        s = self.settings
+        band = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.band, height))) > 0)
+        judges = [(source[band], seen[band]) for _, (k, source, seen) in zip(range(s.judges), sources)]
+        if len(judges) < 3 or not band.any():
+            return np.zeros_like(crop_hole)
+        stack = np.stack([np.where(seen[:, None], colour, np.nan) for colour, seen in judges])
+        median = _nan_median(stack)
+        spread = 1.4826 * _nan_median(np.abs(stack - median[None])).mean(-1)
+        enough = (~np.isnan(stack[..., 0])).sum(0) >= 3
+        departs = np.abs(target[band] - median).mean(-1) > np.maximum(s.departs, s.spread * spread)
+        found = np.zeros_like(crop_hole)
+        found[band] = departs & enough
+        found = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        _, parts = cv2.connectedComponents((found | crop_hole).astype(np.uint8))
+        touching = np.unique(parts[crop_hole])
+        return found & np.isin(parts, touching[touching > 0])
 
     def _aligned(self, k: int, t: int, source: np.ndarray, source_cover: np.ndarray, box
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -370,6 +416,22 @@ def _fill_in(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
             break
     out[missing] = 0
     return out
+
+
+class _Cached:
+    """The first `limit` items of an iterator, read once each, however often iterated."""
+
+    def __init__(self, items: Iterator, limit: int):
+        self.items, self.limit, self.read = items, limit, []
+
+    def __iter__(self):
+        for i in range(self.limit):
+            if i == len(self.read):
+                item = next(self.items, None)
+                if item is None:
+                    return
+                self.read.append(item)
+            yield self.read[i]
 
 
 class Lookahead:
