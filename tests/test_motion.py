@@ -406,6 +406,31 @@ def test_an_object_does_not_leave_for_one_frame():
     assert kept[1].sum() < 1.3 * mask[0].sum()
 
 
+def test_an_object_does_not_leave_for_three_frames():
+    """Six frames of a still camera: the square is held by frames 0 and 4-5 and dropped
+    by frames 1-3 (its evidence positive throughout): all three get it back (the middle
+    one from the frames 2 away, then its neighbours); four lost frames running stay lost
+    (TRACK_GAP is 3), and a speck of evidence held by no frame stays out."""
+    from ddip_video.analysis.motion import TRACK_GAP, keep_tracked_objects
+    assert TRACK_GAP == 3
+    frames = np.full((6, 80, 120, 3), (40, 120, 60), np.uint8)
+    frames[:, 30:50, 20:40] = (200, 30, 30)
+    frames[2, 10:20, 90:100] = (200, 200, 200)
+    log_odds = np.full((6, 80, 120), -4.0, np.float32)
+    log_odds[:, 30:50, 20:40] = 1.0
+    log_odds[2, 10:20, 90:100] = 1.0
+    homographies = np.stack([np.eye(3)] * 6)
+    mask = np.zeros((6, 80, 120), bool)
+    mask[[0, 4, 5], 30:50, 20:40] = True
+    kept = keep_tracked_objects(frames, mask, log_odds, homographies)
+    for t in (1, 2, 3):
+        assert kept[t, 31:49, 21:39].all(), t
+    assert not kept[2, 10:20, 90:100].any()
+    mask[4] = False  # lost in frames 1-4: too long a gap
+    kept = keep_tracked_objects(frames, mask, log_odds, homographies)
+    assert not kept[1:5, 30:50, 20:40].any()
+
+
 def test_an_object_put_back_stays_where_the_evidence_allows():
     """The object moves 8 px a frame: its neighbours' masks, carried by the (still)
     camera, reach beyond it; what comes back never covers pixels the evidence is sure

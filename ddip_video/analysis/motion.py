@@ -100,6 +100,7 @@ CLEAN_RADIUS = 2  # px @427: morphological opening and closing of masks
 SMALL_COMPONENT = 0.2  # moving camera: keep components at least this fraction of the largest one
 TRACK_DROPPED = 0.1  # a component of the evidence with less than this share in its frame's mask was dropped...
 TRACK_OVERLAP = 0.5  # ... and is put back if this share of it is in the masks of the frames before and after
+TRACK_GAP = 3        # ... or lost for up to this many frames running
 STILL_MIN_AREA = 0.001  # still camera: keep every component at least this fraction of the frame
 
 
@@ -486,35 +487,56 @@ def _with_lost_objects(mask: np.ndarray, refined: np.ndarray, log_odds: np.ndarr
 
 def keep_tracked_objects(frames: np.ndarray, mask: np.ndarray, log_odds: np.ndarray,
                          homographies: np.ndarray) -> np.ndarray:
-    """The masks with what a frame dropped of an object that the frames before and after
-    both hold (carried by the camera's motion) put back: an object does not leave for
-    one frame. Each frame's choice of components (the largest ones, GrabCut's colour
+    """The masks with what a frame dropped of an object that frames before and after it
+    both hold (carried by the camera's motion) put back: an object does not leave for a
+    frame or three. Each frame's choice of components (the largest ones, GrabCut's colour
     models) flips where an object is near its threshold: a pasted swan of 0.19-0.22 of
-    the area of a kite-surfer and his spray was in one frame and out the next, and each
-    frame it was out was left in the clean plate. Put back: each component of the
-    evidence (log_odds > 0) the mask dropped whole and the neighbours hold, and the
-    evidence's pixels the mask dropped that both neighbours hold (the swan's neck, which
-    touched the spray's component); with the neighbours' masks around them, snapped to
-    the frame's colour edges. A blob of evidence the neighbours do not hold (a crowd's
+    the area of a kite-surfer and his spray was in one frame and out the next, or out for
+    three frames running, and each frame it was out was left in the clean plate. Put
+    back: each component of the evidence (log_odds > 0) the mask dropped whole and the
+    frames `span` before and after hold, and the evidence's pixels the mask dropped that
+    both neighbours hold (the swan's neck, which touched the spray's component); with their masks
+    around them, snapped to the frame's colour edges. The spans go 1, 2, ... up to half of
+    TRACK_GAP + 1 and back to 1, each pass on the masks the last one mended, so that a
+    gap closes from its middle outwards (of three lost frames, the middle one by the frames
+    2 away, then the others by their neighbours). A blob of evidence the frames around it do not hold (a crowd's
     passing movement) stays out."""
+    out = mask.copy()
+    widest = (TRACK_GAP + 1) // 2
+    spans = list(range(1, widest + 1)) + list(range(widest - 1, 0, -1))
+    for span in spans:
+        out = _mended(frames, out, log_odds, homographies, span)
+    return out
+
+
+def _mended(frames: np.ndarray, mask: np.ndarray, log_odds: np.ndarray, homographies: np.ndarray,
+            span: int) -> np.ndarray:
+    """keep_tracked_objects' pass with the frames `span` before and after each frame."""
     h, w = mask.shape[1:]
     out = mask.copy()
-    for t in range(1, len(mask) - 1):
+    for t in range(span, len(mask) - span):
         labels = cv2.connectedComponents(clean_mask(log_odds[t] > 0), connectivity=8)[1]
         count = labels.max() + 1
         area = np.bincount(labels.ravel(), minlength=count)
         back = np.bincount(labels[mask[t]], minlength=count) < TRACK_DROPPED * area
         either, both = np.zeros((h, w), bool), np.ones((h, w), bool)
-        for u in (t - 1, t + 1):
+        for u in (t - span, t + span):
             carried = cv2.warpPerspective(mask[u].astype(np.uint8), np.linalg.solve(homographies[t], homographies[u]),
                                           (w, h), flags=cv2.INTER_NEAREST) > 0
             back &= np.bincount(labels[carried], minlength=count) >= TRACK_OVERLAP * area
             either |= carried
             both &= carried
         back[0] = False
-        # whole components dropped, and the evidence's pixels (a swan's neck that touches
-        # the spray) that the frame dropped and both neighbours hold
-        returned = back[labels] | (both & (labels > 0) & ~mask[t])
+        # whole components dropped, and (from the neighbours only: further apart, both
+        # hold much of a crowd's passing movement) the evidence's pixels that the frame
+        # dropped and both hold (a swan's neck that touches the spray)
+        dropped = (labels > 0) & ~mask[t]
+        if span > 1:  # of each piece the frame dropped, only one that both hold most of
+            pieces = cv2.connectedComponents(dropped.astype(np.uint8), connectivity=8)[1]
+            held = np.bincount(pieces[both], minlength=pieces.max() + 1) >= TRACK_OVERLAP * np.bincount(pieces.ravel())
+            held[0] = False
+            dropped &= held[pieces]
+        returned = back[labels] | (both & dropped)
         returned = cv2.morphologyEx(returned.astype(np.uint8), cv2.MORPH_OPEN, _disk(_px(CLEAN_RADIUS, (h, w)))) > 0
         if not returned.any():
             continue
