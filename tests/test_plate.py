@@ -69,7 +69,8 @@ def test_the_fill_is_the_scene_behind_the_object(scene):
 def test_the_fill_takes_in_what_the_mask_missed_next_to_it(scene):
     """The masks miss the object's right 6 columns in every frame: next to the hole,
     frame t departs there from the median of the frames around it, so that strip is
-    filled too (and nothing else is touched); with the cue off it stays. (Not filled
+    filled too (and nothing else is touched), and said so (`taken_in`, which fgbg adds to
+    its mask); with the cue off it stays. (Not filled
     exactly: the frames around t miss their own strips, and some of those reach its hole.)"""
     frames, masks = scene["frames"], scene["masks"].copy()
     objects = masks.copy()
@@ -84,6 +85,7 @@ def test_the_fill_takes_in_what_the_mask_missed_next_to_it(scene):
         filled = with_cue.fill(t, lambda k: frames[k], lambda k: holes[k], range(FRAMES))
         missed = objects[t] & ~holes[t]
         assert missed.sum() > 100, t
+        assert with_cue.taken_in[missed].mean() > 0.6 and not (with_cue.taken_in & ~objects[t]).any(), t
         untouched = ~(objects[t] | holes[t])
         assert np.array_equal(filled[untouched], frames[t][untouched].astype(np.float32)), t
         plain = without.fill(t, lambda k: frames[k], lambda k: holes[k], range(FRAMES))

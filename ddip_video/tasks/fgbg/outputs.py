@@ -181,6 +181,8 @@ def write_layers(input_path, info, separation: Separation, out: StagedOutputDir,
                                           range(max(at_hand.start, a) - a, min(at_hand.stop, b) - a),
                                           lambda k: near.get(k + a)[3])
             plate_seconds += time.perf_counter() - fill_start
+            # what the fill took in beyond the mask is the object's too: the layers agree
+            mask = torch.maximum(mask, torch.from_numpy(renderers[shot].taken_in).float()[None])
             image = frame_to_tensor(frame)
             share[t] = (mask > 0.5).float().mean().item()
             foreground = image * mask

@@ -244,16 +244,19 @@ class PlateRenderer:
         self.path, self.plate, self.last_resort, self.settings = path, plate, last_resort, settings
         self.parallax = parallax
         self.flow = _flow_estimator() if parallax else None
+        self.taken_in: np.ndarray | None = None
 
     def fill(self, t: int, frames: Callable[[int], np.ndarray], holes: Callable[[int], np.ndarray],
              available: range, covers: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
         """Frame t with its hole filled (H x W x 3 float32, 0-255). frames(k), holes(k),
         covers(k): frame k (H x W x 3 uint8), its hole (hole_of) and where it does not
         show the scene as a source (cover_of; by default its hole), for k in `available`
-        (the shot's frames at hand, t among them)."""
+        (the shot's frames at hand, t among them). What it filled beyond the hole (the
+        mask missed it) is left in `taken_in` (H x W bool)."""
         covers = covers or holes
         image, hole = frames(t), holes(t)
         out = image.astype(np.float32)
+        self.taken_in = np.zeros(hole.shape, bool)
         if not hole.any():
             return out
         s = self.settings
@@ -264,7 +267,8 @@ class PlateRenderer:
         ring = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.ring, height))) > 0)
         sources = self._sources(t, frames, covers, available, box, target, crop_hole)
         if not self.parallax:  # moved by a flow that blurs the depth's edges, the sources judge those edges wrongly
-            crop_hole = crop_hole | self._departs(target, crop_hole, sources, height)
+            self.taken_in[y0:y1, x0:x1] = self._departs(target, crop_hole, sources, height)
+            crop_hole = crop_hole | self.taken_in[y0:y1, x0:x1]
         ring &= ~crop_hole
         total = np.zeros(crop_hole.shape, np.float32)
         blend = np.zeros((*crop_hole.shape, 3), np.float32)
