@@ -495,12 +495,12 @@ def keep_tracked_objects(frames: np.ndarray, mask: np.ndarray, log_odds: np.ndar
     three frames running, and each frame it was out was left in the clean plate. Put
     back: each component of the evidence (log_odds > 0) the mask dropped whole and the
     frames `span` before and after hold, and the evidence's pixels the mask dropped that
-    both neighbours hold (the swan's neck, which touched the spray's component); with their masks
+    both hold (the swan's neck, which touched the spray's component); with their masks
     around them, snapped to the frame's colour edges. The spans go 1, 2, ... up to half of
-    TRACK_GAP + 1 and back to 1, each pass on the masks the last one mended, so that a
-    gap closes from its middle outwards (of three lost frames, the middle one by the frames
-    2 away, then the others by their neighbours). A blob of evidence the frames around it do not hold (a crowd's
-    passing movement) stays out."""
+    TRACK_GAP + 1 and back to 1, each pass on the masks the last one mended, so that a gap
+    closes from its middle outwards (of three lost frames, the middle one by the frames 2
+    away, then the others by their neighbours). A blob of evidence the frames around it do
+    not hold (a crowd's passing movement) stays out."""
     out = mask.copy()
     widest = (TRACK_GAP + 1) // 2
     spans = list(range(1, widest + 1)) + list(range(widest - 1, 0, -1))
@@ -527,11 +527,10 @@ def _mended(frames: np.ndarray, mask: np.ndarray, log_odds: np.ndarray, homograp
             either |= carried
             both &= carried
         back[0] = False
-        # whole components dropped, and (from the neighbours only: further apart, both
-        # hold much of a crowd's passing movement) the evidence's pixels that the frame
-        # dropped and both hold (a swan's neck that touches the spray)
+        # whole components dropped, and the evidence's pixels that the frame dropped and
+        # both hold (a swan's neck that touches the spray)
         dropped = (labels > 0) & ~mask[t]
-        if span > 1:  # of each piece the frame dropped, only one that both hold most of
+        if span > 1:  # only pieces both hold most of: further apart, both hold bits of a crowd's movement
             pieces = cv2.connectedComponents(dropped.astype(np.uint8), connectivity=8)[1]
             held = np.bincount(pieces[both], minlength=pieces.max() + 1) >= TRACK_OVERLAP * np.bincount(pieces.ravel())
             held[0] = False

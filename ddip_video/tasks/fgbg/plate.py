@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -295,7 +296,7 @@ class PlateRenderer:
         return out
 
     def _sources(self, t: int, frames, covers, available: range, box, target: np.ndarray, crop_hole: np.ndarray
-                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                 ) -> _Cached:
         """The frames around t that see some of the hole, nearest first, each aligned onto
         the crop `box` of frame t: (k, colour, where it shows the scene). Aligned once,
         as they are first asked for (the last ones are seldom needed)."""
@@ -320,7 +321,7 @@ class PlateRenderer:
         subtraction cue, against a plate aligned to this very frame."""
         s = self.settings
         band = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.band, height))) > 0)
-        judges = [(source[band], seen[band]) for _, (k, source, seen) in zip(range(s.judges), sources)]
+        judges = [(source[band], seen[band]) for _, source, seen in islice(sources, s.judges)]
         if len(judges) < 3 or not band.any():
             return np.zeros_like(crop_hole)
         stack = np.stack([np.where(seen[:, None], colour, np.nan) for colour, seen in judges])
