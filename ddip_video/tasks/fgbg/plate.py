@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, tee
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -266,9 +266,10 @@ class PlateRenderer:
         target, crop_hole = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
         # the ring around the mask's hole shows frame t's background: it judges each source
         ring = ~crop_hole & (cv2.dilate(crop_hole.astype(np.uint8), _disk(_px(s.ring, height))) > 0)
-        sources = self._sources(t, frames, covers, available, box, target, crop_hole)
+        # two readers of one stream: each source is aligned once, and only as far as it is needed
+        judges, sources = tee(self._sources(t, frames, covers, available, box, target, crop_hole))
         if not self.parallax:  # moved by a flow that blurs the depth's edges, the sources judge those edges wrongly
-            self.taken_in[y0:y1, x0:x1] = self._departs(target, crop_hole, sources, height)
+            self.taken_in[y0:y1, x0:x1] = self._departs(target, crop_hole, judges, height)
             crop_hole = crop_hole | self.taken_in[y0:y1, x0:x1]
         ring &= ~crop_hole
         total = np.zeros(crop_hole.shape, np.float32)
@@ -296,13 +297,13 @@ class PlateRenderer:
         return out
 
     def _sources(self, t: int, frames, covers, available: range, box, target: np.ndarray, crop_hole: np.ndarray
-                 ) -> _Cached:
-        """The frames around t that see some of the hole, nearest first, each aligned onto
-        the crop `box` of frame t: (k, colour, where it shows the scene). Aligned once,
-        as they are first asked for (the last ones are seldom needed)."""
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Up to `sources` frames around t that see some of the hole, nearest first, each
+        aligned onto the crop `box` of frame t: (k, colour, where it shows the scene),
+        aligned as they are asked for (the last ones are seldom needed)."""
         s = self.settings
         near = iter(sorted((k for k in available if k != t and abs(k - t) <= s.reach), key=lambda k: (abs(k - t), k)))
-        return _Cached(self._aligned_near(t, near, frames, covers, box, target, crop_hole), s.sources)
+        return islice(self._aligned_near(t, near, frames, covers, box, target, crop_hole), s.sources)
 
     def _aligned_near(self, t: int, near: Iterator[int], frames, covers, box, target, crop_hole):
         for k in near:
@@ -421,22 +422,6 @@ def _fill_in(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
             break
     out[missing] = 0
     return out
-
-
-class _Cached:
-    """The first `limit` items of an iterator, read once each, however often iterated."""
-
-    def __init__(self, items: Iterator, limit: int):
-        self.items, self.limit, self.read = items, limit, []
-
-    def __iter__(self):
-        for i in range(self.limit):
-            if i == len(self.read):
-                item = next(self.items, None)
-                if item is None:
-                    return
-                self.read.append(item)
-            yield self.read[i]
 
 
 class Lookahead:
