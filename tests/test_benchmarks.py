@@ -119,3 +119,26 @@ def test_shot_scores_pool_average_and_take_the_middle():
     assert scores["frame_mean"] == pytest.approx((psnr(got[1], truth[1]) + 100 + psnr(got[3], truth[3])) / 3)
     assert scores["middle"] == 100  # frame 2 is exact (capped at 100 dB)
     assert shot_scores(got, truth, np.array([1.0, 0.95, 0.9, 0.1, 0.0]))["middle"] is None
+
+
+def test_oracle_removal_finds_what_moves_and_fills_from_other_frames():
+    from benchmarks.oracle_removal import moving_background, oracle_fill, renderer_fill
+    from ddip_video.tasks.fgbg.plate import CameraPath
+
+    rng = np.random.default_rng(0)
+    count, h, w = 8, 48, 64
+    scene = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    background = np.repeat(scene[None], count, 0)
+    background[:, 30:40, 5:15] = rng.integers(0, 256, (count, 10, 10, 3), dtype=np.uint8)  # water
+    path = CameraPath(np.repeat(np.eye(3)[None], count, 0))  # a still camera
+
+    moving = moving_background(background, path, level=25, grow=0)
+    assert moving[:, 31:39, 6:14].mean() > 0.8 and not moving[:, :, 20:].any()
+
+    masks = np.zeros((count, h, w), bool)
+    frames = background.copy()
+    for t in range(count):  # an object crossing the still part of the scene
+        masks[t, 5:20, 20 + 4 * t:32 + 4 * t] = True
+        frames[t][masks[t]] = 255
+    for fill in (oracle_fill(frames, masks, path, background), renderer_fill(frames, masks, path)):
+        assert np.abs(fill[masks].astype(int) - background[masks]).max() <= 1
