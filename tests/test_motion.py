@@ -386,6 +386,28 @@ def test_grabcut_may_trim_an_object_not_drop_it():
     assert np.array_equal(_with_lost_objects(mask, trimmed, strong), trimmed)
 
 
+def test_a_thin_part_cut_off_by_the_cleaning_comes_back_where_it_clearly_moves():
+    """A body with a leg joined to it by a neck thinner than the cleaning's opening: the
+    opening severs the leg, which is then too small a component to keep; judged with the
+    body it was cut from, it comes back where its evidence is strong, not where it is weak.
+    A blob as small that never touched the body stays out either way."""
+    from ddip_video.analysis.motion import _evidence_mask, keep_components, clean_mask
+    h, w = 240, 427  # the hints' working size: the opening's radius is 2 px here
+    strong = np.full((h, w), -4.0, np.float32)
+    strong[60:120, 100:160] = 5.0    # body
+    strong[119:130, 128:130] = 5.0   # neck, 2 px wide
+    strong[130:170, 125:133] = 5.0   # leg, 8 px wide
+    strong[60:100, 300:308] = 5.0    # a separate blob of the leg's size
+    leg = np.zeros((h, w), bool)
+    leg[134:166, 126:132] = True
+    weak = strong.copy()
+    weak[130:170, 125:133] = 0.5
+    assert not keep_components(clean_mask(strong > 0), False)[leg].any()  # what the cleaning alone leaves
+    found = _evidence_mask(strong, False)
+    assert found[leg].all() and found[80, 130] and not found[60:100, 300:308].any()
+    assert not _evidence_mask(weak, False)[leg].any()
+
+
 def test_an_object_does_not_leave_for_one_frame():
     """Three frames of a still camera: a square object held by the masks of the frames
     before and after, dropped by the middle frame's (its evidence there is positive), is
