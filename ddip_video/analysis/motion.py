@@ -428,7 +428,8 @@ def _evidence_mask(log_odds: np.ndarray, static: bool) -> np.ndarray:
     count, pieces = cv2.connectedComponents((cleaned & whole[before] & ~kept).astype(np.uint8), connectivity=8)
     if count <= 1:
         return kept
-    strength = np.bincount(pieces.ravel(), weights=log_odds.ravel(), minlength=count) / np.bincount(pieces.ravel(), minlength=count)
+    area = np.bincount(pieces.ravel(), minlength=count)
+    strength = np.bincount(pieces.ravel(), weights=log_odds.ravel(), minlength=count) / area
     strong = strength > LOST_OBJECT_EVIDENCE
     strong[0] = False
     return kept | strong[pieces]
