@@ -416,11 +416,12 @@ def _evidence_mask(log_odds: np.ndarray, static: bool) -> np.ndarray:
     wide at 427 px, over a stone edge) whose pieces then fall under SMALL_COMPONENT of
     the largest one; judged with what they were cut from, and only where they clearly
     move, they come back (water by a swan, cut off the same way, is weaker evidence)."""
-    cleaned = clean_mask(log_odds > 0) > 0
+    evidence = log_odds > 0
+    cleaned = clean_mask(evidence) > 0
     kept = keep_components(cleaned, static)
     if static:  # every component but specks is kept already
         return kept
-    count, before = cv2.connectedComponents((cleaned | (log_odds > 0)).astype(np.uint8), connectivity=8)
+    count, before = cv2.connectedComponents((cleaned | evidence).astype(np.uint8), connectivity=8)
     areas = np.bincount(before[cleaned], minlength=count)
     areas[0] = 0
     whole = areas >= SMALL_COMPONENT * areas.max()
@@ -428,11 +429,15 @@ def _evidence_mask(log_odds: np.ndarray, static: bool) -> np.ndarray:
     count, pieces = cv2.connectedComponents((cleaned & whole[before] & ~kept).astype(np.uint8), connectivity=8)
     if count <= 1:
         return kept
-    area = np.bincount(pieces.ravel(), minlength=count)
-    strength = np.bincount(pieces.ravel(), weights=log_odds.ravel(), minlength=count) / area
-    strong = strength > LOST_OBJECT_EVIDENCE
+    strong = _mean_per_label(pieces, count, log_odds) > LOST_OBJECT_EVIDENCE
     strong[0] = False
     return kept | strong[pieces]
+
+
+def _mean_per_label(labels: np.ndarray, count: int, values: np.ndarray) -> np.ndarray:
+    """The mean of `values` over each of `count` labels (0 where a label has no pixel)."""
+    area = np.bincount(labels.ravel(), minlength=count)
+    return np.bincount(labels.ravel(), weights=values.ravel(), minlength=count) / np.maximum(area, 1)
 
 
 def _colour_samples(mask: np.ndarray, confident: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -506,8 +511,7 @@ def _with_lost_objects(mask: np.ndarray, refined: np.ndarray, log_odds: np.ndarr
         return refined
     kept = np.bincount(labels[refined], minlength=count)
     area = np.bincount(labels.ravel(), minlength=count)
-    strength = np.bincount(labels.ravel(), weights=log_odds.ravel(), minlength=count) / np.maximum(area, 1)
-    lost = (kept < LOST_OBJECT_SHARE * area) & (strength > LOST_OBJECT_EVIDENCE)
+    lost = (kept < LOST_OBJECT_SHARE * area) & (_mean_per_label(labels, count, log_odds) > LOST_OBJECT_EVIDENCE)
     lost[0] = False
     return refined | lost[labels]
 
