@@ -117,6 +117,20 @@ def load_sequence(folder: Path, num_frames: int, side: int | None) -> torch.Tens
     return frames[:num_frames]
 
 
+def load_pair(data_dir: Path, pair: str, num_frames: int, side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two sequences of "A:B" in a DAVIS-format folder, cut to the same length."""
+    frames = []
+    for name in pair.split(":"):
+        folder = data_dir / name / "frames"
+        if not folder.is_dir():
+            raise SystemExit(f"no sequence {name} (no folder {folder})")
+        frames.append(load_sequence(folder, num_frames, side))
+    if frames[0].shape[1:] != frames[1].shape[1:]:
+        raise SystemExit(f"{pair}: the sequences differ in size")
+    count = min(len(frames[0]), len(frames[1]))
+    return frames[0][:count], frames[1][:count]
+
+
 def psnr(x: np.ndarray, y: np.ndarray) -> float:
     mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 255.0 ** 2 * 1e-10)))  # at most 100 dB (exact)
@@ -158,6 +172,24 @@ def read_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return alpha, np.array([float(row["weight_b"]) for row in rows]) if "weight_b" in rows[0] else 1.0 - alpha
 
 
+def run_on_mix(mixed8: np.ndarray, opts: TransitionOptions, workdir: Path):
+    """`transition` run as the CLI runs it on a mixed clip (T x h x w x 3 uint8, written
+    losslessly as PNGs): (its result, the seconds, shot A and shot B as read back from
+    their videos, the weights of A and of B as read back from alpha.csv)."""
+    clip_dir, out_dir = workdir / "clip", workdir / "out"
+    clip_dir.mkdir()
+    for t, frame in enumerate(mixed8):
+        cv2.imwrite(str(clip_dir / f"{t:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    start = time.perf_counter()
+    result = run_transition(clip_dir, out_dir, opts)
+    seconds = time.perf_counter() - start
+    got_a = frames_to_uint8(read_video(out_dir / "shot_a.mp4")[0])
+    got_b = frames_to_uint8(read_video(out_dir / "shot_b.mp4")[0])
+    got_alpha, got_beta = read_weights(out_dir / "alpha.csv")
+    assert len(got_a) == len(got_b) == len(got_alpha) == len(mixed8)
+    return result, seconds, got_a, got_b, got_alpha, got_beta
+
+
 def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: TransitionOptions,
                   workdir: Path) -> dict:
     """Mixes, writes, runs transition as the CLI does, scores."""
@@ -181,17 +213,7 @@ def evaluate_clip(shot_a: torch.Tensor, shot_b: torch.Tensor, shape: str, opts: 
     ceiling_b = working_size_ceiling(a8, b8, mixed8, splits, mixed_b, max_side)[1]
     if white:
         a8, b8, mixed8 = 255 - a8, 255 - b8, 255 - mixed8
-    clip_dir, out_dir = workdir / "clip", workdir / "out"
-    clip_dir.mkdir()
-    for t, frame in enumerate(mixed8):
-        cv2.imwrite(str(clip_dir / f"{t:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    start = time.perf_counter()
-    result = run_transition(clip_dir, out_dir, opts)
-    seconds = time.perf_counter() - start
-    got_a = frames_to_uint8(read_video(out_dir / "shot_a.mp4")[0])
-    got_b = frames_to_uint8(read_video(out_dir / "shot_b.mp4")[0])
-    got_alpha, got_beta = read_weights(out_dir / "alpha.csv")
-    assert len(got_a) == len(got_b) == len(got_alpha) == num_frames
+    result, seconds, got_a, got_b, got_alpha, got_beta = run_on_mix(mixed8, opts, workdir)
     u = result.unmixing
     pure = np.isin(alpha, (0, 1)) & np.isin(beta, (0, 1))
     found = (got_alpha[pure] == alpha[pure]) & (got_beta[pure] == beta[pure])
@@ -238,20 +260,10 @@ def main() -> None:
                              progress=False, **option_overrides(TransitionOptions, args.set))
     rows = []
     for pair in args.pairs:
-        name_a, name_b = pair.split(":")
-        frames = []
-        for name in (name_a, name_b):
-            folder = args.data_dir / name / "frames"
-            if not folder.is_dir():
-                raise SystemExit(f"no sequence {name} (no folder {folder})")
-            frames.append(load_sequence(folder, args.frames, args.clip_side))
-        count = min(len(frames[0]), len(frames[1]))
-        if frames[0].shape[1:] != frames[1].shape[1:]:
-            raise SystemExit(f"{pair}: the sequences differ in size")
+        shot_a, shot_b = load_pair(args.data_dir, pair, args.frames, args.clip_side)
         for shape in args.shapes:
             with tempfile.TemporaryDirectory() as workdir:
-                row = dict(pair=pair, shape=shape, **evaluate_clip(frames[0][:count], frames[1][:count], shape,
-                                                                   opts, Path(workdir)))
+                row = dict(pair=pair, shape=shape, **evaluate_clip(shot_a, shot_b, shape, opts, Path(workdir)))
             rows.append(row)
             if args.json:  # after every clip, so that a run cut short keeps what it measured
                 write_json(args, rows)
