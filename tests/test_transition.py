@@ -453,6 +453,7 @@ def test_cli_end_to_end(tmp_path, sample_clip, second_clip):
     for name in ("shot_a.mp4", "shot_b.mp4"):
         info = probe(outdir / name)
         assert (info.width, info.height, info.num_frames, info.fps) == (160, 90, n, Fraction(25)), name
+        assert b"crf=10.0 " in (outdir / name).read_bytes(), name  # x264's settings: the shots' quality
     with open(outdir / "alpha.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["frame", "time_s", "alpha"] and len(rows) == n + 1
@@ -467,7 +468,7 @@ def test_cli_end_to_end(tmp_path, sample_clip, second_clip):
     decoded, _ = read_video(clip)
     shot_a, _ = read_video(outdir / "shot_a.mp4")
     shot_b, _ = read_video(outdir / "shot_b.mp4")
-    # (exact before encoding; H.264 at CRF 18 on 160 x 90 frames keeps about 35 dB)
+    # (exact before encoding; H.264 at CRF 10 on 160 x 90 frames keeps some 40 dB)
     assert psnr(shot_a[0], decoded[0]) > 31 and psnr(shot_b[-1], decoded[-1]) > 31
     assert psnr(shot_b[0], decoded[0]) < 25 and psnr(shot_a[-1], decoded[-1]) < 25  # the hidden shots
     plot = cv2.imread(str(outdir / "alpha.png"))

@@ -89,6 +89,13 @@ class TransitionResult:
 
 OUTPUTS = ("shot_a.mp4", "shot_b.mp4", "alpha.csv", "alpha.png", "preview.png")
 
+# The shots are the input itself outside the transition, and an editor cuts them in for
+# it: coded, like fgbg's clean plate, to keep the input's detail. True shots of the dev
+# dissolves coded as they are score 37.1-38.5 dB at the other layers' CRF 18, 42.1-43.5 at
+# CRF 10, which caps a recovered shot's best frames (benchmarks/README.md); the files
+# are 2.2-2.6x larger.
+SHOT_QUALITY = 10
+
 
 def run_transition(input_path, outdir, opts: TransitionOptions) -> TransitionResult:
     """The whole `ddip-video transition` job: read, unmix, write every output."""
@@ -220,7 +227,7 @@ def write_shots(input_path, info, unmixing: Unmixing, out: StagedOutputDir, opts
     preview_rows = []
     audio = input_path if info.has_audio else None
     with contextlib.ExitStack() as stack:  # every writer closed, or on an error every one aborted
-        writers = [stack.enter_context(layer_writer(out.path(name), info, "rgb", audio))
+        writers = [stack.enter_context(layer_writer(out.path(name), info, "rgb", audio, quality=SHOT_QUALITY))
                    for name in ("shot_a.mp4", "shot_b.mp4")]
         frames = progress_bar("transition: writing", "frame", opts.progress, iter_frames(input_path, fps=opts.fps),
                               len(alpha))
