@@ -146,8 +146,8 @@ def test_oracle_removal_finds_what_moves_and_fills_from_other_frames():
 
 def test_priors_transition_tells_a_coherent_shot_from_a_flickering_one():
     """priors_transition's terms: a texture panning one pixel a frame agrees with itself
-    along its own flow (0.004 measured); the same with fresh noise in every frame does not (46); a blurred frame
-    has the sparser gradients; values go to the bands of their weights."""
+    along its own flow (0.004 measured); the same with fresh noise in every frame does not
+    (46); a blurred frame has the sparser gradients; values go to the bands of their weights."""
     from benchmarks.priors_transition import band_means, coherence, sparsity
 
     rng = np.random.default_rng(0)
