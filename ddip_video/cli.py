@@ -151,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ddip-video {args.command}: error: {_printable(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        signum = getattr(stop, "signum", signal.SIGINT)
-        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        kept = "".join(f"; {note}" for note in getattr(stop, "__notes__", ()))  # finished work kept for --resume
-        print(f"ddip-video {args.command}: {how}; no output was written{kept}", file=sys.stderr)
-        return 128 + signum
+        return _report_stop(args.command, stop, stop)
+    except SystemError as error:
+        # a signal handler's raise inside a C call that then returned a value (pathlib's
+        # __fspath__ under np.fromfile, seen in CI): CPython wraps the stop in a SystemError
+        if not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
+        return _report_stop(args.command, error.__cause__, error)
     except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
         where = _out_of_memory(error)
         if where is None:
@@ -169,6 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ddip-video {args.command}: error: cannot write the results into {_printable(args.output)} "
               f"({error.strerror}); no output was written", file=sys.stderr)
         return 1
+
+
+def _report_stop(command: str, stop: KeyboardInterrupt, raised: BaseException) -> int:
+    """The one line a stop signal ends a run with, and its exit status (128 + the signal)."""
+    signum = getattr(stop, "signum", signal.SIGINT)
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    kept = "".join(f"; {note}" for note in getattr(raised, "__notes__", ()))  # finished work kept for --resume
+    print(f"ddip-video {command}: {how}; no output was written{kept}", file=sys.stderr)
+    return 128 + signum
 
 
 class Stopped(KeyboardInterrupt):
